@@ -1,0 +1,5 @@
+"""``python -m superb`` (and ``torchrun -m superb``) runs the CLI."""
+
+from superb.cli import main
+
+main()

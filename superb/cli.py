@@ -1,0 +1,163 @@
+"""The ``superb`` command: thin typer wrappers over library functions.
+
+Heavy modules (torch, zarr) are imported inside the commands, so ``superb --help`` and the listing
+commands start instantly. Library code raises ``superb.errors.SuperbError``; ``main`` prints it as one
+line and exits non-zero. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from superb.errors import ConfigError, SuperbError
+
+app = typer.Typer(
+    name="superb",
+    help="SUPERB downstream evaluation of self-supervised speech models, feature-cache-first.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _yaml_mapping(path: Path | None, what: str) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"{what} {path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path}: expected a mapping of option: value")
+    return data
+
+
+@app.command()
+def extract(
+    upstream: Annotated[str, typer.Option("-u", "--upstream", help="registered name or module:attr")],
+    corpus: Annotated[str, typer.Option("--corpus", help="corpus name (see `superb corpora`)")],
+    root: Annotated[Path, typer.Option("--root", help="the corpus folder in its official layout")],
+    upstream_config: Annotated[Optional[Path], typer.Option("-g", "--upstream-config",
+                                                            help="YAML of upstream options")] = None,
+    splits: Annotated[Optional[str], typer.Option("--splits", help="comma-separated; default: all")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="default: stores/UPSTREAM")] = None,
+    format: Annotated[str, typer.Option("--format", help="zarr or hdf5")] = "zarr",
+    dtype: Annotated[str, typer.Option("--dtype", help="float16 or float32")] = "float16",
+    layers: Annotated[str, typer.Option("--layers", help="all, or indices like 0,4,8")] = "all",
+    ckpt: Annotated[Optional[Path], typer.Option("--ckpt", help="fairseq .pt, HF folder or state dict")] = None,
+    random_init: Annotated[Optional[str], typer.Option("--random-init",
+                                                       help="tiny, base or large: random weights (tests)")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    batch_seconds: Annotated[float, typer.Option("--batch-seconds", help="padded audio per batch")] = 32.0,
+    workers: Annotated[int, typer.Option("--workers", help="audio decoding threads")] = 2,
+    test_root: Annotated[Optional[Path], typer.Option("--test-root",
+                                                      help="speech_commands: the separate test set")] = None,
+    chunk_frames: Annotated[Optional[int], typer.Option("--chunk-frames", hidden=True)] = None,
+    shard_frames: Annotated[Optional[int], typer.Option("--shard-frames", hidden=True)] = None,
+    block_shards: Annotated[Optional[int], typer.Option("--block-shards", hidden=True)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run UPSTREAM over a corpus once and store every requested layer (rerun to resume)."""
+    from superb.extract.extraction import ExtractRequest, extract as run
+    from superb.registry import UPSTREAMS
+
+    corpus_options: dict[str, Any] = {}
+    if test_root is not None:
+        corpus_options["test_root"] = test_root
+    name = upstream.rsplit(":", 1)[-1] if ":" in upstream else UPSTREAMS.canonical(upstream)
+    request = ExtractRequest(
+        upstream=upstream, corpus=corpus, root=root, out=out or Path("stores") / name,
+        upstream_options=_yaml_mapping(upstream_config, "--upstream-config"),
+        corpus_options=corpus_options, ckpt=ckpt, random_init=random_init, seed=seed,
+        splits=[s.strip() for s in splits.split(",") if s.strip()] if splits else None,
+        format=format, dtype=dtype, layers=layers, device=device, batch_seconds=batch_seconds,
+        workers=workers, chunk_frames=chunk_frames, shard_frames=shard_frames, block_shards=block_shards,
+        progress=not quiet,
+    )
+    path = run(request)
+    typer.echo(f"store complete: {path}")
+
+
+@app.command()
+def inspect(
+    store: Annotated[Path, typer.Argument(help="a store (stores/UPSTREAM/CORPUS) or stores/UPSTREAM")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """What a store holds: upstream, checksum, layers, dims, splits, utterances, bytes, completeness."""
+    from superb.stores.inspect import describe, render
+
+    from superb.stores.base import find_stores, open_store
+    from superb.errors import StoreError
+
+    paths = find_stores(store)
+    if not paths:
+        raise StoreError(f"{store}: no feature store here")
+    reports = []
+    for path in paths:
+        with open_store(path) as opened:
+            reports.append(describe(opened))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    else:
+        for report in reports:
+            render(report)
+
+
+def _list(registry_name: str) -> None:
+    from superb import registry
+
+    for entry in getattr(registry, registry_name).entries():
+        typer.echo(f"{entry.name:<18} {entry.summary}")
+
+
+@app.command()
+def upstreams() -> None:
+    """List the registered upstreams."""
+    _list("UPSTREAMS")
+
+
+@app.command()
+def corpora() -> None:
+    """List the registered corpora."""
+    _list("CORPORA")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line and a non-zero exit for user errors; Ctrl-C says how to resume."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SuperbError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: rerun the same command to carry on where it stopped", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""``superb extract``: run an upstream over a corpus once and fill a feature store, resumably.
+
+The job walks each split's *blocks* (runs of whole shards, see ``superb.stores.layout``). For a block it
+decodes the audio of every utterance touching it (threads, one block ahead), runs the upstream in
+batches fixed by the block's contents, writes the block's shards whole, and only then marks them done.
+Everything about a block is a function of the layout, so a rerun after ``kill -9`` skips finished
+blocks, recomputes the rest the same way and ends with the same bytes as an uninterrupted run. An
+utterance that straddles two blocks is computed in both; each block writes only its own frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import superb
+from superb.errors import StoreError
+from superb.extract import audio
+from superb.extract.corpora.base import Corpus
+from superb.extract.upstreams.base import Upstream, parse_layers
+from superb.registry import CORPORA, STORE_FORMATS, UPSTREAMS
+from superb.stores.base import FORMAT_VERSION, SplitData, StoreWriter
+from superb.stores.layout import (
+    CHUNKS_PER_SHARD,
+    TARGET_BLOCK_BYTES,
+    SplitLayout,
+    default_chunk_frames,
+)
+
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+@dataclass
+class ExtractRequest:
+    """Everything ``superb extract`` was asked to do (the CLI fills it; tests build it directly)."""
+
+    upstream: str
+    corpus: str
+    root: Path
+    out: Path
+    upstream_options: dict[str, Any] = field(default_factory=dict)
+    corpus_options: dict[str, Any] = field(default_factory=dict)
+    ckpt: Path | None = None
+    random_init: str | None = None
+    seed: int = 0
+    splits: list[str] | None = None
+    format: str = "zarr"
+    dtype: str = "float16"
+    layers: str = "all"
+    device: str = "auto"
+    batch_seconds: float = 32.0
+    workers: int = 2
+    chunk_frames: int | None = None  # advanced: frames per read chunk
+    shard_frames: int | None = None  # advanced: frames per shard (a multiple of chunk_frames)
+    block_shards: int | None = None  # advanced: shards computed and written together
+    progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from superb.errors import ConfigError
+
+        raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def plan_batches(lengths: list[int], max_samples: int, pad_safe: bool) -> list[list[int]]:
+    """Group positions of ``lengths`` into batches of at most ``max_samples`` padded samples.
+
+    Sorted by length so padding is small; an upstream that is not ``pad_safe`` (group norm sees the
+    padding) only ever shares a batch with utterances of exactly its own length.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        fits = batch is not None and (len(batch) + 1) * lengths[i] <= max_samples
+        if fits and (pad_safe or lengths[batch[0]] == lengths[i]):
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def store_attrs(upstream: Upstream, corpus: Corpus, layers: list[int], req: ExtractRequest,
+                layout: dict[str, Any]) -> dict[str, Any]:
+    spec = upstream.spec
+    return {
+        "format_version": FORMAT_VERSION,
+        "upstream": upstream.identity(),
+        "spec": spec.to_dict(),
+        "sample_rate": spec.sample_rate,
+        "frame_rate": spec.frame_rate,
+        "num_layers": spec.num_layers,
+        "dim": spec.dim,
+        "dtype": req.dtype,
+        "layers": layers,
+        "corpus": corpus.describe(),
+        "superb_version": superb.__version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "splits": [],
+        "layout": layout,
+    }
+
+
+def _identity_key(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a store's attrs that must match for a rerun to add to it."""
+    upstream = {k: v for k, v in attrs["upstream"].items() if k != "ckpt"}  # a moved file is the same
+    corpus = attrs["corpus"]
+    options = {k: v for k, v in corpus.get("options", {}).items() if not k.endswith("root")}
+    return {"upstream": upstream, "layers": attrs["layers"], "dtype": attrs["dtype"],
+            "corpus": {"name": corpus["name"], "version": corpus["version"], "options": options}}
+
+
+def check_same_store(path: Path, existing: dict[str, Any], wanted: dict[str, Any]) -> None:
+    old, new = _identity_key(existing), _identity_key(wanted)
+    for key in ("upstream", "layers", "dtype", "corpus"):
+        if old[key] != new[key]:
+            raise StoreError(
+                f"{path}: the store holds {key} {_short(old[key])}, this run asks for {_short(new[key])}; "
+                "choose another --out or delete the store"
+            )
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = ("name", "ckpt_sha256", "random_init", "seed", "config", "version", "options")
+        value = {k: value[k] for k in keys if k in value}
+    text = str(value)
+    return text if len(text) < 160 else text[:157] + "..."
+
+
+def default_layout(upstream: Upstream, n_layers: int, req: ExtractRequest) -> dict[str, Any]:
+    frame_bytes = n_layers * upstream.spec.dim * np.dtype(DTYPES[req.dtype]).itemsize
+    chunk = req.chunk_frames or default_chunk_frames(frame_bytes)
+    shard = req.shard_frames or chunk * CHUNKS_PER_SHARD
+    if shard % chunk:
+        from superb.errors import ConfigError
+
+        raise ConfigError(f"--shard-frames {shard} must be a multiple of --chunk-frames {chunk}")
+    block = req.block_shards or max(1, TARGET_BLOCK_BYTES // (shard * frame_bytes))
+    return {"chunk_frames": chunk, "shard_frames": shard, "block_shards": block,
+            "batch_seconds": req.batch_seconds}
+
+
+def extract(req: ExtractRequest) -> Path:
+    """Run (or resume) an extraction; returns the store's path."""
+    fmt = STORE_FORMATS.get(req.format)
+    if req.dtype not in DTYPES:
+        from superb.errors import ConfigError
+
+        raise ConfigError(f"--dtype {req.dtype!r}: choose float16 or float32")
+    corpus_cls = CORPORA.get(req.corpus)
+    corpus_name = CORPORA.canonical(req.corpus)
+    corpus: Corpus = corpus_cls(req.root, **req.corpus_options)
+    splits = corpus.check_splits(req.splits or list(corpus.splits))
+    upstream = UPSTREAMS.get(req.upstream).create(
+        ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed
+    )
+    layers = parse_layers(req.layers, upstream.spec.num_layers)
+    path = fmt.store_path(req.out, corpus_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer: StoreWriter = fmt.writer(path)
+
+    existing = writer.existing_attrs()
+    layout_attrs = existing["layout"] if existing else default_layout(upstream, len(layers), req)
+    attrs = store_attrs(upstream, corpus, layers, req, layout_attrs)
+    if existing:
+        check_same_store(path, existing, attrs)
+        if layout_attrs["batch_seconds"] != req.batch_seconds:
+            _say(f"resuming with the store's --batch-seconds {layout_attrs['batch_seconds']} "
+                 "(so every block is computed as before)")
+    if upstream.identity().get("ckpt_sha256") == "random-init":
+        _say("WARNING: upstream has RANDOM WEIGHTS (--random-init); its features mean nothing.", style="bold red")
+
+    stored = set(existing.get("splits", [])) if existing else set()
+    new_splits = [s for s in splits if s not in stored]
+    if new_splits or not existing:
+        utterances = corpus.utterances(new_splits)
+        by_split: dict[str, SplitData] = {}
+        for name in new_splits:
+            records = [u.to_record() for u in utterances if u.split == name]
+            frames = [upstream.spec.num_frames(r["num_samples"]) for r in records]
+            layout = SplitLayout.from_frame_counts(frames, layout_attrs["shard_frames"],
+                                                   layout_attrs["block_shards"])
+            by_split[name] = SplitData(records=records, layout=layout)
+        writer.prepare(attrs, by_split)
+
+    runner = _Runner(upstream, layers, req, layout_attrs)
+    for name in splits:
+        runner.run_split(writer, name)
+    writer.finish()
+    return path
+
+
+def _say(text: str, style: str = "yellow") -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(text, style=style)
+
+
+class _Runner:
+    """Computes and writes the pending blocks of a split."""
+
+    def __init__(self, upstream: Upstream, layers: list[int], req: ExtractRequest, layout: dict[str, Any]):
+        self.device = resolve_device(req.device)
+        self.upstream = upstream.to(self.device).eval()
+        self.layers = torch.tensor(layers, dtype=torch.long, device=self.device)
+        self.dtype = DTYPES[req.dtype]
+        self.max_samples = int(float(layout["batch_seconds"]) * audio.SAMPLE_RATE)
+        self.workers = max(1, req.workers)
+        self.progress = req.progress
+
+    def run_split(self, writer: StoreWriter, split: str) -> None:
+        shard_done = writer.shard_done(split)
+        if shard_done.all():
+            return
+        writer.repair_done(split)
+        layout = writer.layout(split)
+        records = writer.records(split)
+        blocks = [b for b in range(layout.num_blocks)
+                  if not shard_done[slice(*layout.block_shard_range(b))].all()]
+        with ThreadPoolExecutor(self.workers) as decoder, ThreadPoolExecutor(1) as io, \
+                _progress(self.progress, split, layout, records, blocks) as advance:
+            pending_write: Future | None = None
+            for block, waves in self._decoded(decoder, layout, records, blocks):
+                data = self._compute(layout, block, waves)
+                if pending_write is not None:
+                    pending_write.result()  # at most one block in flight: bounded memory
+                pending_write = io.submit(self._write, writer, split, layout, block, data)
+                advance(block)
+            if pending_write is not None:
+                pending_write.result()
+
+    @staticmethod
+    def _write(writer: StoreWriter, split: str, layout: SplitLayout, block: int, data: np.ndarray) -> None:
+        first, end = layout.block_shard_range(block)
+        writer.write_shards(split, first, data)
+        writer.mark_shards_done(split, first, end)
+
+    def _decoded(self, pool: ThreadPoolExecutor, layout: SplitLayout, records: list[dict[str, Any]],
+                 blocks: list[int]) -> Iterator[tuple[int, dict[int, Future]]]:
+        """Yield each block with futures of its utterances' audio, decoding one block ahead."""
+        def submit(block: int) -> dict[int, Future]:
+            start, end = layout.shard_frame_range(*layout.block_shard_range(block))
+            return {int(i): pool.submit(_read, records[i]) for i in layout.utterances_in(start, end)}
+
+        ahead = submit(blocks[0]) if blocks else {}
+        for k, block in enumerate(blocks):
+            current = ahead
+            ahead = submit(blocks[k + 1]) if k + 1 < len(blocks) else {}
+            yield block, current
+
+    @torch.inference_mode()
+    def _compute(self, layout: SplitLayout, block: int, waves: dict[int, Future]) -> np.ndarray:
+        start, end = layout.shard_frame_range(*layout.block_shard_range(block))
+        out = np.zeros((end - start, len(self.layers), self.upstream.spec.dim), dtype=self.dtype)
+        index = list(waves)
+        lengths = [int(layout.offsets[i + 1] - layout.offsets[i]) for i in index]  # frames
+        samples = [waves[i].result().shape[0] for i in index]
+        for batch in plan_batches(samples, self.max_samples, self.upstream.spec.pad_safe):
+            rows = [waves[index[j]].result() for j in batch]
+            wav = torch.zeros(len(rows), max(r.shape[0] for r in rows))
+            for r, row in enumerate(rows):
+                wav[r, : row.shape[0]] = torch.from_numpy(row)
+            hidden, frame_lengths = self.upstream(wav.to(self.device), torch.tensor([r.shape[0] for r in rows]))
+            hidden = hidden.index_select(2, self.layers).to("cpu", torch.float32).numpy().astype(self.dtype)
+            for r, j in enumerate(batch):
+                i = index[j]
+                if int(frame_lengths[r]) != lengths[j]:
+                    raise RuntimeError(f"utterance {i}: {int(frame_lengths[r])} frames, layout says {lengths[j]}")
+                lo, hi = int(layout.offsets[i]), int(layout.offsets[i + 1])
+                a, b = max(lo, start), min(hi, end)
+                out[a - start : b - start] = hidden[r, a - lo : b - lo]
+        return out
+
+
+def _read(record: dict[str, Any]) -> np.ndarray:
+    return audio.read(record["path"], start=record["start"], frames=record["frames"],
+                      expected=record["num_samples"])
+
+
+class _progress:
+    """A rich progress bar over utterances and audio seconds; advances when a block is computed."""
+
+    def __init__(self, enabled: bool, split: str, layout: SplitLayout, records: list[dict[str, Any]],
+                 blocks: list[int]):
+        self.enabled, self.split, self.layout, self.records, self.blocks = enabled, split, layout, records, blocks
+
+    def __enter__(self):
+        starts = self.layout.offsets[:-1]
+        block_frames = self.layout.shard_frames * self.layout.block_shards
+        owner = np.minimum(starts // max(block_frames, 1), max(self.layout.num_blocks - 1, 0))
+        seconds = np.array([r["num_samples"] / audio.SAMPLE_RATE for r in self.records])
+        self.per_block = {b: (int((owner == b).sum()), float(seconds[owner == b].sum())) for b in self.blocks}
+        if not self.enabled:
+            return lambda block: None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn(f"[bold]{self.split}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} utt"),
+            TextColumn("{task.fields[rate]:.1f} audio-s/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False, redirect_stdout=False,
+        )
+        total = sum(n for n, _ in self.per_block.values())
+        self.task = self.bar.add_task(self.split, total=total, rate=0.0)
+        self.seconds = 0.0
+        self.bar.start()
+
+        def advance(block: int) -> None:
+            n, secs = self.per_block[block]
+            self.seconds += secs
+            elapsed = self.bar.tasks[0].elapsed or 1e-9
+            self.bar.update(self.task, advance=n, rate=self.seconds / elapsed)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()
+

@@ -1,0 +1,116 @@
+"""Name-keyed registries for upstreams, corpora and store formats.
+
+Every built-in is registered here, explicitly and lazily: an entry is a ``"module:attr"`` string that is
+imported only when the name is looked up, so ``import superb`` and ``superb upstreams`` never import
+torch. Third-party upstreams join through the ``superb.upstreams`` entry-point group (merged in on the
+first lookup) or are named directly as ``module:attr``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from superb.errors import ConfigError, unknown_name
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str  # "package.module:attribute"
+    summary: str
+
+
+def load_target(target: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{target!r} is not of the form 'package.module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} (from {target!r}): {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no attribute {attr!r} (from {target!r})") from None
+
+
+class Registry:
+    """Names → lazily imported objects, with duplicate checks and suggestions for typos."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None, allow_module_attr: bool = False):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._aliases: dict[str, str] = {}
+        self._group = entry_point_group
+        self._entry_points_loaded = entry_point_group is None
+        self._allow_module_attr = allow_module_attr
+
+    def add(self, name: str, target: str, summary: str, aliases: tuple[str, ...] = ()) -> None:
+        for key in (name, *aliases):
+            if key in self._entries or key in self._aliases:
+                raise ConfigError(f"{self.kind} {key!r} is registered twice")
+        self._entries[name] = Entry(name, target, summary)
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self._group):
+            if ep.name not in self._entries:
+                self.add(ep.name, ep.value, f"plug-in from {ep.dist.name if ep.dist else 'an entry point'}")
+
+    def canonical(self, name: str) -> str:
+        """The registered name for ``name`` or one of its aliases; raises with suggestions if unknown."""
+        self._load_entry_points()
+        if name in self._entries:
+            return name
+        if name in self._aliases:
+            return self._aliases[name]
+        raise unknown_name(self.kind, name, list(self._entries) + list(self._aliases))
+
+    def get(self, name: str) -> Any:
+        """The registered object; ``module:attr`` names are imported directly where allowed."""
+        if self._allow_module_attr and ":" in name:
+            return load_target(name)
+        return load_target(self._entries[self.canonical(name)].target)
+
+    def entries(self) -> list[Entry]:
+        self._load_entry_points()
+        return sorted(self._entries.values(), key=lambda e: e.name)
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._entries or name in self._aliases
+
+
+UPSTREAMS = Registry("upstream", entry_point_group="superb.upstreams", allow_module_attr=True)
+UPSTREAMS.add("fbank", "superb.extract.upstreams.kaldi:Fbank",
+              "Kaldi 80 log-mel filterbank + deltas (240 dims), per-utterance CMVN, 100 frames/s")
+UPSTREAMS.add("mfcc", "superb.extract.upstreams.kaldi:Mfcc",
+              "Kaldi 13 MFCC + deltas (39 dims), per-utterance CMVN, 100 frames/s")
+UPSTREAMS.add("stft_mag", "superb.extract.upstreams.kaldi:StftMagnitude",
+              "linear STFT magnitude (n_fft/hop_length from -g), for separation")
+UPSTREAMS.add("wav2vec2", "superb.extract.upstreams.ssl:Wav2Vec2",
+              "wav2vec 2.0 (torchaudio model; fairseq .pt, Hugging Face folder or torchaudio state dict)")
+UPSTREAMS.add("hubert", "superb.extract.upstreams.ssl:Hubert",
+              "HuBERT (torchaudio model; fairseq .pt, Hugging Face folder or torchaudio state dict)")
+UPSTREAMS.add("wavlm", "superb.extract.upstreams.ssl:WavLM",
+              "WavLM (torchaudio model; microsoft/unilm .pt, Hugging Face folder or torchaudio state dict)")
+
+CORPORA = Registry("corpus")
+CORPORA.add("librispeech", "superb.extract.corpora.librispeech:LibriSpeech",
+            "LibriSpeech: SPLIT/SPK/CHAP/SPK-CHAP-UTT.flac with SPK-CHAP.trans.txt")
+CORPORA.add("speech_commands", "superb.extract.corpora.speech_commands:SpeechCommands",
+            "Speech Commands v0.01/v0.02: 12 classes, seeded _silence_ clips, separate test set")
+CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
+            "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
+
+STORE_FORMATS = Registry("store format")
+STORE_FORMATS.add("zarr", "superb.stores.zarr_store:ZarrFormat", "Zarr v3 group, sharded (default)")
+STORE_FORMATS.add("hdf5", "superb.stores.hdf5_store:Hdf5Format", "one HDF5 file, written once complete")

@@ -1,0 +1,198 @@
+"""HDF5 stores: the same layout in one file, ``OUT/CORPUS.h5``, published only when complete.
+
+HDF5 is not crash-safe: a process killed while it writes can leave the whole file unreadable. So the
+extraction writes into a Zarr staging store beside it (``CORPUS.h5.staging/``, resumable like any Zarr
+store) and ``finish`` copies that into ``CORPUS.h5.partial``, then renames it into place. A reader never
+sees a half-written file. Attributes are stored as JSON text, since HDF5 attributes cannot hold dicts.
+Readers open their own handle in each process (h5py handles do not survive ``fork``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from superb.errors import StoreError
+from superb.stores.base import (
+    MANIFEST_COLUMNS,
+    FeatureStore,
+    SplitData,
+    SplitView,
+    manifest_columns,
+    records_from_columns,
+)
+from superb.stores.zarr_store import ZarrStore, ZarrWriter
+
+SPLIT_ARRAYS = ("offsets", "ids", "done", "shard_done")
+
+
+def _staging(path: Path) -> Path:
+    return path.with_name(path.name + ".staging")
+
+
+def _read_attrs(handle: h5py.File) -> dict[str, Any]:
+    return {key: json.loads(value) for key, value in handle.attrs.items()}
+
+
+def _dataset(group: h5py.Group, name: str, values: np.ndarray) -> None:
+    if values.dtype.kind in "UOT":
+        group.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
+    else:
+        group.create_dataset(name, data=values)
+
+
+class Hdf5Writer(ZarrWriter):
+    """Writes the Zarr staging store, then publishes it (plus any splits of an older file) as HDF5."""
+
+    def __init__(self, path: Path):
+        self.final = Path(path)
+        super().__init__(_staging(self.final))
+
+    def existing_attrs(self) -> dict[str, Any] | None:
+        staged = super().existing_attrs()
+        if staged is not None:
+            return staged
+        if self.final.is_file():
+            with Hdf5Store(self.final) as old:
+                return dict(old.attrs)
+        return None
+
+    def prepare(self, attrs: dict[str, Any], splits: dict[str, SplitData]) -> None:
+        published = self._published_splits()
+        todo = {name: data for name, data in splits.items() if name not in published}
+        if todo or self.path.exists():
+            super().prepare({**attrs, "splits": []}, todo)
+
+    def _published_splits(self) -> list[str]:
+        if not self.final.is_file():
+            return []
+        with h5py.File(self.final, "r") as handle:
+            return list(json.loads(handle.attrs["splits"]))
+
+    def shard_done(self, split: str) -> np.ndarray:
+        if split in self._published_splits():
+            with h5py.File(self.final, "r") as handle:
+                return np.asarray(handle[split]["shard_done"][:], dtype=bool)
+        return super().shard_done(split)
+
+    def finish(self) -> None:
+        if not self.path.exists():
+            return
+        partial = self.final.with_name(self.final.name + ".partial")
+        sources: list[FeatureStore] = [ZarrStore(self.path)]
+        if self.final.is_file():
+            sources.insert(0, Hdf5Store(self.final))
+        try:
+            _publish(sources, partial)
+        finally:
+            for source in sources:
+                source.close()
+        os.replace(partial, self.final)
+        shutil.rmtree(self.path)
+
+
+def _publish(sources: list[FeatureStore], target: Path) -> None:
+    """Copy every split of ``sources`` (the newest last) into a new HDF5 file at ``target``."""
+    attrs = dict(sources[-1].attrs)
+    splits: dict[str, FeatureStore] = {}
+    for source in sources:
+        for name in source.splits:
+            splits[name] = source
+    attrs["splits"] = list(splits)
+    records = [r for name, src in splits.items() for r in src.manifest() if r["split"] == name]
+    layout = attrs["layout"]
+    with h5py.File(target, "w") as out:
+        for key, value in attrs.items():
+            out.attrs[key] = json.dumps(value)
+        manifest = out.create_group("manifest")
+        for column, values in manifest_columns(records).items():
+            _dataset(manifest, column, values)
+        for name, source in splits.items():
+            src = source._split_group(name)
+            group = out.create_group(name)
+            for array in SPLIT_ARRAYS:
+                _dataset(group, array, np.asarray(src[array][:]))
+            features = src["features"]
+            total, layers, dim = features.shape
+            chunk = (min(int(layout["chunk_frames"]), total) or 1, layers, dim)
+            dset = group.create_dataset("features", shape=features.shape, dtype=features.dtype,
+                                        chunks=chunk if total else None)
+            step = int(layout["shard_frames"])
+            for start in range(0, total, step):
+                dset[start : start + step] = features[start : start + step]
+
+
+class Hdf5Store(FeatureStore):
+    format = "hdf5"
+
+    def __init__(self, path: Path):
+        self._pid = -1
+        self._handle: h5py.File | None = None
+        self.path = Path(path)
+        try:
+            attrs = _read_attrs(self.handle)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open HDF5 store ({exc})") from None
+        super().__init__(Path(path), attrs)
+        self._records: list[dict[str, Any]] | None = None
+
+    @property
+    def handle(self) -> h5py.File:
+        if self._handle is None or self._pid != os.getpid():  # one handle per process
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle
+
+    def _split_group(self, name: str) -> h5py.Group:
+        return self.handle[name]
+
+    def manifest(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            group = self.handle["manifest"]
+            columns = {c: np.asarray(group[c].asstr()[:] if group[c].dtype.kind == "O" else group[c][:])
+                       for c in MANIFEST_COLUMNS}
+            self._records = [r for r in records_from_columns(columns) if r["split"] in self.splits]
+        return self._records
+
+    def _split(self, name: str) -> SplitView:
+        group = self.handle[name]
+        return SplitView(
+            name=name,
+            ids=np.asarray(group["ids"].asstr()[:]),
+            offsets=np.asarray(group["offsets"][:], dtype=np.int64),
+            done=np.asarray(group["done"][:], dtype=bool),
+            read_frames=lambda start, end, dset=group["features"]: dset[start:end],
+            records=[r for r in self.manifest() if r["split"] == name],
+        )
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class Hdf5Format:
+    name = "hdf5"
+
+    @staticmethod
+    def store_path(out: Path, corpus: str) -> Path:
+        return Path(out) / f"{corpus}.h5"
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        path = Path(path)
+        return path.is_file() and path.suffix in (".h5", ".hdf5")
+
+    @staticmethod
+    def writer(path: Path) -> Hdf5Writer:
+        return Hdf5Writer(path)
+
+    @staticmethod
+    def reader(path: Path) -> Hdf5Store:
+        return Hdf5Store(path)
