@@ -152,8 +152,12 @@ def default_layout(upstream: Upstream, n_layers: int, req: ExtractRequest) -> di
             "batch_seconds": req.batch_seconds}
 
 
-def extract(req: ExtractRequest) -> Path:
-    """Run (or resume) an extraction; returns the store's path."""
+def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
+    """Run (or resume) an extraction; returns the store's path.
+
+    ``upstream`` may be passed already built (benchmarks time the job without model loading); it
+    must be what ``req`` describes.
+    """
     fmt = STORE_FORMATS.get(req.format)
     if req.dtype not in DTYPES:
         from superb.errors import ConfigError
@@ -163,9 +167,10 @@ def extract(req: ExtractRequest) -> Path:
     corpus_name = CORPORA.canonical(req.corpus)
     corpus: Corpus = corpus_cls(req.root, **req.corpus_options)
     splits = corpus.check_splits(req.splits or list(corpus.splits))
-    upstream = UPSTREAMS.get(req.upstream).create(
-        ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed
-    )
+    if upstream is None:
+        upstream = UPSTREAMS.get(req.upstream).create(
+            ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed
+        )
     layers = parse_layers(req.layers, upstream.spec.num_layers)
     path = fmt.store_path(req.out, corpus_name)
     path.parent.mkdir(parents=True, exist_ok=True)

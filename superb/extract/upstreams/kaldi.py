@@ -69,7 +69,8 @@ class _NoCheckpoint(Upstream):
         return {"name": self.name, "ckpt": None, "ckpt_sha256": None, "config": asdict(self.options)}
 
     def hidden_states(self, wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        rows = [self.compute(wavs[i, : int(n)].float()) for i, n in enumerate(lengths)]
+        rows = [self.compute(wavs[i, : int(n)].float()) if n >= self.spec.window
+                else wavs.new_zeros(0, self.spec.dim) for i, n in enumerate(lengths)]
         frames = max(row.shape[0] for row in rows)
         out = wavs.new_zeros(len(rows), frames, 1, self.spec.dim)
         for i, row in enumerate(rows):
