@@ -1,0 +1,51 @@
+"""Session fixtures: tiny corpora in their official layouts, built once with espeak-ng and sox.
+
+Tests that change a corpus (to check an error) copy it first (``shutil.copytree``); these stay pristine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from superb.testing.corpora import COMMANDS, make_generic, make_librispeech, make_speech_commands
+
+
+@pytest.fixture(scope="session")
+def corpora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("corpora")
+
+
+@pytest.fixture(scope="session")
+def librispeech_root(corpora_dir: Path) -> Path:
+    """``ROOT/{train-clean-100,dev-clean,test-clean}/SPK/CHAP/…``: 2 speakers × 2 utterances per split."""
+    return make_librispeech(corpora_dir / "librispeech")
+
+
+@pytest.fixture(scope="session")
+def speech_commands_root(corpora_dir: Path) -> Path:
+    """Speech Commands v0.01 training root; ``speech_commands_test_set_v0.01`` is its sibling."""
+    train_root, _ = make_speech_commands(corpora_dir / "sc1", version="v0.01")
+    return train_root
+
+
+@pytest.fixture(scope="session")
+def speech_commands_v2_root(corpora_dir: Path) -> Path:
+    """A smaller v0.02 training root (two commands, two v0.02-era unknown words), test set as sibling."""
+    train_root, _ = make_speech_commands(
+        corpora_dir / "sc2", version="v0.02", words=(*COMMANDS[:2], "backward", "learn")
+    )
+    return train_root
+
+
+@pytest.fixture(scope="session")
+def generic_dir(corpora_dir: Path) -> Path:
+    """A folder of audio in sub-folders: wav and flac, 8/16/22.05 kHz, one stereo file."""
+    return make_generic(corpora_dir / "generic")
+
+
+@pytest.fixture(scope="session")
+def generic_tsv(corpora_dir: Path) -> Path:
+    """``corpus.tsv`` with a header, labels, a split column and one absolute path."""
+    return make_generic(corpora_dir / "generic_tsv", tsv=True, split_column=True)
