@@ -135,8 +135,15 @@ def corpora() -> None:
     _list("CORPORA")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for user errors; Ctrl-C says how to resume."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # e.g. RANDOM WEIGHTS: said once, plainly
     try:
         app(args=argv, standalone_mode=False)
     except SuperbError as exc:
@@ -145,19 +152,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun the same command to carry on where it stopped", err=True)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
+    except Exception as exc:
+        # click's own outcomes (usage errors, --help, no arguments), recognised by shape because
+        # typer may vendor click under another module name
+        if type(exc).__name__ == "Abort":
+            typer.echo("aborted: rerun the same command to carry on where it stopped", err=True)
             sys.exit(130)
+        if hasattr(exc, "exit_code"):
+            if hasattr(exc, "show"):
+                exc.show()
+            sys.exit(exc.exit_code)
         raise
-
 
 if __name__ == "__main__":
     main()

@@ -184,8 +184,6 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
         if layout_attrs["batch_seconds"] != req.batch_seconds:
             _say(f"resuming with the store's --batch-seconds {layout_attrs['batch_seconds']} "
                  "(so every block is computed as before)")
-    if upstream.identity().get("ckpt_sha256") == "random-init":
-        _say("WARNING: upstream has RANDOM WEIGHTS (--random-init); its features mean nothing.", style="bold red")
 
     stored = set(existing.get("splits", [])) if existing else set()
     new_splits = [s for s in splits if s not in stored]
