@@ -113,4 +113,4 @@ CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
 
 STORE_FORMATS = Registry("store format")
 STORE_FORMATS.add("zarr", "superb.stores.zarr_store:ZarrFormat", "Zarr v3 group, sharded (default)")
-STORE_FORMATS.add("hdf5", "superb.stores.hdf5_store:Hdf5Format", "one HDF5 file, written once complete")
+STORE_FORMATS.add("hdf5", "superb.stores.hdf5_store:Hdf5Format", "one HDF5 file, published once complete")

@@ -142,21 +142,24 @@ def test_layers_subset_and_batch_independence(speech_commands_root, tmp_path):
         assert store.layers == [0, 2] and store.attrs["upstream"]["ckpt_sha256"] == "random-init"
 
 
-def test_kill_9_then_rerun_gives_identical_bytes(generic_dir, tmp_path):
-    args = ["extract", "-u", "slow_upstream:SlowFbank", "--corpus", "generic", "--root", str(generic_dir),
-            "-q", *SMALL_LAYOUT]
+def test_kill_9_then_rerun_gives_identical_bytes(speech_commands_root, tmp_path):
+    """A batched transformer (equal-length clips share batches), killed mid-way, resumed: same bytes."""
+    args = ["extract", "-u", "slow_upstream:SlowWavLM", "--random-init", "tiny", "--corpus", "speech_commands",
+            "--root", str(speech_commands_root), "--splits", "train", "--batch-seconds", "4", "-q",
+            "--chunk-frames", "16", "--shard-frames", "32", "--block-shards", "1"]
     reference = superb(*args, "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
     killed_out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "superb", *args, "--out", str(killed_out)],
                             env={**os.environ, "PYTHONPATH": str(TESTS)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    shard_done = killed_out / "generic" / "all" / "shard_done"
+    store = killed_out / "speech_commands"
+    shard_done = store / "train" / "shard_done"
     deadline = time.time() + 60
     done_some = False
     while time.time() < deadline and proc.poll() is None:
         try:
-            done = open_store(killed_out / "generic").split("all").done
+            done = open_store(store).split("train").done
             done_some = bool(done.any())
         except Exception:
             done_some = False
@@ -166,12 +169,12 @@ def test_kill_9_then_rerun_gives_identical_bytes(generic_dir, tmp_path):
         time.sleep(0.05)
     proc.wait()
     assert done_some and proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    with open_store(killed_out / "generic") as store:
-        done, total = store.completeness()["all"]
+    with open_store(store) as opened:
+        done, total = opened.completeness()["train"]
         assert 0 < done < total  # killed mid-way, with finished utterances readable
     resumed = superb(*args, "--out", str(killed_out))
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_bytes(all_features(tmp_path / "ref" / "generic"), all_features(killed_out / "generic"))
+    assert_same_bytes(all_features(tmp_path / "ref" / "speech_commands"), all_features(store))
 
 
 def test_bad_audio_fails_in_one_line_and_keeps_finished_work(generic_dir, tmp_path):

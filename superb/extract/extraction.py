@@ -212,7 +212,14 @@ def _say(text: str, style: str = "yellow") -> None:
 
 
 class _Runner:
-    """Computes and writes the pending blocks of a split."""
+    """Computes and writes the pending blocks of a split.
+
+    Each utterance is *owned* by the block holding its first frame and is computed in a batch of that
+    block's plan (``plan_batches`` over the owned utterances' sample counts, known from the manifest).
+    Frames that spill past the block's end are carried to the next blocks, so a sequential run
+    computes every utterance once. A resumed run recomputes a spilling utterance with its owner's
+    batch, which gives the same bytes.
+    """
 
     def __init__(self, upstream: Upstream, layers: list[int], req: ExtractRequest, layout: dict[str, Any]):
         self.device = resolve_device(req.device)
@@ -233,14 +240,26 @@ class _Runner:
         records = writer.records(split)
         blocks = [b for b in range(layout.num_blocks)
                   if not shard_done[slice(*layout.block_shard_range(b))].all()]
+        plan = _BlockPlan(layout, [r["num_samples"] for r in records], self.max_samples,
+                          self.upstream.spec.pad_safe)
+        cache: dict[int, np.ndarray] = {}  # utterance → its frames, until its last block is written
         with ThreadPoolExecutor(self.workers) as decoder, ThreadPoolExecutor(1) as io, \
                 _progress(self.progress, split, layout, records, blocks) as advance:
             pending_write: Future | None = None
-            for block, waves in self._decoded(decoder, layout, records, blocks):
-                data = self._compute(layout, block, waves)
+            ahead = self._decode(decoder, records, plan.batches_for(blocks[0], cache)) if blocks else {}
+            for k, block in enumerate(blocks):
+                batches, waves = plan.batches_for(block, cache), ahead
+                for batch in batches:
+                    cache.update(self._compute(batch, waves, layout))
+                if k + 1 < len(blocks):  # decode the next block while this one is assembled and written
+                    ahead = self._decode(decoder, records, plan.batches_for(blocks[k + 1], cache))
+                data = self._assemble(layout, block, cache)
                 if pending_write is not None:
                     pending_write.result()  # at most one block in flight: bounded memory
                 pending_write = io.submit(self._write, writer, split, layout, block, data)
+                start, end = layout.shard_frame_range(*layout.block_shard_range(block))
+                for i in [i for i in cache if layout.offsets[i + 1] <= end]:
+                    del cache[i]
                 advance(block)
             if pending_write is not None:
                 pending_write.result()
@@ -251,42 +270,73 @@ class _Runner:
         writer.write_shards(split, first, data)
         writer.mark_shards_done(split, first, end)
 
-    def _decoded(self, pool: ThreadPoolExecutor, layout: SplitLayout, records: list[dict[str, Any]],
-                 blocks: list[int]) -> Iterator[tuple[int, dict[int, Future]]]:
-        """Yield each block with futures of its utterances' audio, decoding one block ahead."""
-        def submit(block: int) -> dict[int, Future]:
-            start, end = layout.shard_frame_range(*layout.block_shard_range(block))
-            return {int(i): pool.submit(_read, records[i]) for i in layout.utterances_in(start, end)}
-
-        ahead = submit(blocks[0]) if blocks else {}
-        for k, block in enumerate(blocks):
-            current = ahead
-            ahead = submit(blocks[k + 1]) if k + 1 < len(blocks) else {}
-            yield block, current
+    @staticmethod
+    def _decode(pool: ThreadPoolExecutor, records: list[dict[str, Any]],
+                batches: list[list[int]]) -> dict[int, Future]:
+        return {i: pool.submit(_read, records[i]) for batch in batches for i in batch}
 
     @torch.inference_mode()
-    def _compute(self, layout: SplitLayout, block: int, waves: dict[int, Future]) -> np.ndarray:
+    def _compute(self, batch: list[int], waves: dict[int, Future], layout: SplitLayout) -> dict[int, np.ndarray]:
+        """Hidden states of one batch: utterance → ``(frames, kept layers, dim)`` in the store dtype."""
+        rows = [waves[i].result() for i in batch]
+        wav = torch.zeros(len(rows), max(r.shape[0] for r in rows))
+        for r, row in enumerate(rows):
+            wav[r, : row.shape[0]] = torch.from_numpy(row)
+        hidden, frame_lengths = self.upstream(wav.to(self.device), torch.tensor([r.shape[0] for r in rows]))
+        # cast on the device: half the bytes to copy back (IEEE rounding, same values as numpy's)
+        hidden = hidden.index_select(2, self.layers).to(self.torch_dtype).cpu().numpy()
+        out = {}
+        for r, i in enumerate(batch):
+            frames = int(layout.offsets[i + 1] - layout.offsets[i])
+            if int(frame_lengths[r]) != frames:
+                raise RuntimeError(f"utterance {i}: upstream gave {int(frame_lengths[r])} frames, layout says {frames}")
+            out[i] = hidden[r, :frames]
+        return out
+
+    def _assemble(self, layout: SplitLayout, block: int, cache: dict[int, np.ndarray]) -> np.ndarray:
+        """The block's frames, ``(block frames, kept layers, dim)``, from the computed utterances."""
         start, end = layout.shard_frame_range(*layout.block_shard_range(block))
         out = np.zeros((end - start, len(self.layers), self.upstream.spec.dim), dtype=self.dtype)
-        index = list(waves)
-        lengths = [int(layout.offsets[i + 1] - layout.offsets[i]) for i in index]  # frames
-        samples = [waves[i].result().shape[0] for i in index]
-        for batch in plan_batches(samples, self.max_samples, self.upstream.spec.pad_safe):
-            rows = [waves[index[j]].result() for j in batch]
-            wav = torch.zeros(len(rows), max(r.shape[0] for r in rows))
-            for r, row in enumerate(rows):
-                wav[r, : row.shape[0]] = torch.from_numpy(row)
-            hidden, frame_lengths = self.upstream(wav.to(self.device), torch.tensor([r.shape[0] for r in rows]))
-            # cast on the device: half the bytes to copy back (IEEE rounding, same values as numpy's)
-            hidden = hidden.index_select(2, self.layers).to(self.torch_dtype).cpu().numpy()
-            for r, j in enumerate(batch):
-                i = index[j]
-                if int(frame_lengths[r]) != lengths[j]:
-                    raise RuntimeError(f"utterance {i}: {int(frame_lengths[r])} frames, layout says {lengths[j]}")
-                lo, hi = int(layout.offsets[i]), int(layout.offsets[i + 1])
-                a, b = max(lo, start), min(hi, end)
-                out[a - start : b - start] = hidden[r, a - lo : b - lo]
+        for i in layout.utterances_in(start, end):
+            lo, hi = int(layout.offsets[i]), int(layout.offsets[i + 1])
+            a, b = max(lo, start), min(hi, end)
+            out[a - start : b - start] = cache[int(i)][a - lo : b - lo]
         return out
+
+
+class _BlockPlan:
+    """Which batches compute the utterances a block needs (see ``_Runner``); a function of the layout."""
+
+    def __init__(self, layout: SplitLayout, samples: list[int], max_samples: int, pad_safe: bool):
+        self.layout = layout
+        block_frames = layout.shard_frames * layout.block_shards
+        nonempty = np.nonzero(layout.offsets[1:] > layout.offsets[:-1])[0]
+        owners = layout.offsets[nonempty] // block_frames
+        self.owned: dict[int, list[int]] = {}
+        for i, owner in zip(nonempty.tolist(), owners.tolist(), strict=True):
+            self.owned.setdefault(owner, []).append(i)
+        self.owner = dict(zip(nonempty.tolist(), owners.tolist(), strict=True))
+        self._batches: dict[int, list[list[int]]] = {}
+        self.samples, self.max_samples, self.pad_safe = samples, max_samples, pad_safe
+
+    def owner_batches(self, block: int) -> list[list[int]]:
+        if block not in self._batches:
+            owned = self.owned.get(block, [])
+            plan = plan_batches([self.samples[i] for i in owned], self.max_samples, self.pad_safe)
+            self._batches[block] = [[owned[j] for j in batch] for batch in plan]
+        return self._batches[block]
+
+    def batches_for(self, block: int, cache: dict[int, np.ndarray]) -> list[list[int]]:
+        """The block's own batches, plus the owner batches of earlier utterances it needs but lacks."""
+        start, end = self.layout.shard_frame_range(*self.layout.block_shard_range(block))
+        batches: list[list[int]] = []
+        for i in self.layout.utterances_in(start, end).tolist():
+            owner = self.owner[i]
+            if owner < block and i not in cache:
+                batch = next(b for b in self.owner_batches(owner) if i in b)
+                if batch not in batches:
+                    batches.append(batch)
+        return batches + self.owner_batches(block)
 
 
 def _read(record: dict[str, Any]) -> np.ndarray:

@@ -106,7 +106,6 @@ def _publish(sources: list[FeatureStore], target: Path) -> None:
             splits[name] = source
     attrs["splits"] = list(splits)
     records = [r for name, src in splits.items() for r in src.manifest() if r["split"] == name]
-    layout = attrs["layout"]
     with h5py.File(target, "w") as out:
         for key, value in attrs.items():
             out.attrs[key] = json.dumps(value)
@@ -119,13 +118,21 @@ def _publish(sources: list[FeatureStore], target: Path) -> None:
             for array in SPLIT_ARRAYS:
                 _dataset(group, array, np.asarray(src[array][:]))
             features = src["features"]
-            total, layers, dim = features.shape
-            chunk = (min(int(layout["chunk_frames"]), total) or 1, layers, dim)
-            dset = group.create_dataset("features", shape=features.shape, dtype=features.dtype,
-                                        chunks=chunk if total else None)
-            step = int(layout["shard_frames"])
+            total = features.shape[0]
+            # contiguous: the file is written once, and readers can map the bytes directly
+            dset = group.create_dataset("features", shape=features.shape, dtype=features.dtype)
+            step = int(attrs["layout"]["shard_frames"])
             for start in range(0, total, step):
                 dset[start : start + step] = features[start : start + step]
+
+
+def _frame_reader(path: Path, dset: h5py.Dataset):
+    """A memory map of a contiguous, uncompressed dataset (as ``finish`` writes), else h5py slicing."""
+    offset = dset.id.get_offset() if dset.chunks is None and dset.compression is None else None
+    if offset is None or dset.shape[0] == 0:
+        return lambda start, end: dset[start:end]
+    mapped = np.memmap(path, mode="r", dtype=dset.dtype, offset=offset, shape=dset.shape)
+    return lambda start, end: np.array(mapped[start:end])
 
 
 class Hdf5Store(FeatureStore):
@@ -167,7 +174,7 @@ class Hdf5Store(FeatureStore):
             ids=np.asarray(group["ids"].asstr()[:]),
             offsets=np.asarray(group["offsets"][:], dtype=np.int64),
             done=np.asarray(group["done"][:], dtype=bool),
-            read_frames=lambda start, end, dset=group["features"]: dset[start:end],
+            read_frames=_frame_reader(self.path, group["features"]),
             records=[r for r in self.manifest() if r["split"] == name],
         )
 
