@@ -152,7 +152,7 @@ def bench_reads(work: Path, n: int, layers: int, dim: int, rounds: int = 3):
     readers = {
         "memmap": lambda a, b: np.array(memmap[a:b]),
         "zarr (superb reader)": open_store(zpath).split("train").read_frames,
-        "hdf5 (h5py)": open_store(hpath).split("train").read_frames,
+        "hdf5 (superb reader)": open_store(hpath).split("train").read_frames,
     }
     import zarr
 

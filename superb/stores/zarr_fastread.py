@@ -105,25 +105,38 @@ class FastFrameReader:
 
     def read(self, start: int, end: int) -> np.ndarray:
         """Frames ``[start, end)`` as ``(end - start, layers, dim)``; unwritten chunks read as zeros."""
-        out = np.zeros((end - start, *self.shape[1:]), dtype=self.dtype)
+        out = np.empty((end - start, *self.shape[1:]), dtype=self.dtype)
         view = out.reshape(-1).view(np.uint8)
+        run: tuple[int, int, int, int] | None = None  # (shard, file position, out byte, length) to fetch
         frame = start
         while frame < end:
             shard, within = divmod(frame, self.shard_frames)
             chunk, first = divmod(within, self.chunk_frames)
             count = min(self.chunk_frames - first, end - frame)
             offset, size = self._shard_index(shard)[chunk]
-            if offset != _EMPTY:
-                position = int(offset) + first * self.frame_bytes
-                length = count * self.frame_bytes
+            dst, length = (frame - start) * self.frame_bytes, count * self.frame_bytes
+            if offset == _EMPTY:
+                view[dst : dst + length] = 0
+            else:
                 if first * self.frame_bytes + length > int(size):
                     raise OSError(f"{self.path}: shard {shard} chunk {chunk} is shorter than expected")
-                dst = (frame - start) * self.frame_bytes
-                got = os.preadv(self._fd(shard), [memoryview(view[dst : dst + length])], position)
-                if got != length:
-                    raise OSError(f"{self.path}: short read in shard {shard}")
+                position = int(offset) + first * self.frame_bytes
+                if run is not None and run[0] == shard and run[1] + run[3] == position:
+                    run = (shard, run[1], run[2], run[3] + length)  # chunks lie back to back: one read
+                else:
+                    self._fetch(run, view)
+                    run = (shard, position, dst, length)
             frame += count
+        self._fetch(run, view)
         return out
+
+    def _fetch(self, run: tuple[int, int, int, int] | None, view: np.ndarray) -> None:
+        if run is None:
+            return
+        shard, position, dst, length = run
+        got = os.preadv(self._fd(shard), [memoryview(view[dst : dst + length])], position)
+        if got != length:
+            raise OSError(f"{self.path}: short read in shard {shard}")
 
     def close(self) -> None:
         if self._pid == os.getpid():
