@@ -154,6 +154,7 @@ class FeatureStore:
     def __init__(self, path: Path, attrs: dict[str, Any]):
         self.path = path
         self.attrs = attrs
+        self._views: dict[str, SplitView] = {}
         check_format_version(path, attrs)
 
     @property
@@ -167,7 +168,9 @@ class FeatureStore:
     def split(self, name: str) -> SplitView:
         if name not in self.splits:
             raise StoreError(f"{self.path}: no split {name!r} (splits: {', '.join(self.splits) or 'none'})")
-        return self._split(name)
+        if name not in self._views:  # a snapshot: reopen the store to see later extraction progress
+            self._views[name] = self._split(name)
+        return self._views[name]
 
     def _split(self, name: str) -> SplitView:
         raise NotImplementedError
