@@ -116,6 +116,78 @@ def inspect(
             render(report)
 
 
+@app.command()
+def fit(
+    task: Annotated[str, typer.Option("-d", "--task", "--downstream", help="task (see `superb tasks`)")],
+    features: Annotated[Optional[Path], typer.Option("--features", help="stores/UPSTREAM (or one store)")] = None,
+    upstream: Annotated[Optional[str], typer.Option("-u", "--upstream", help="on the fly: the upstream")] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", help="on the fly: the corpus folder")] = None,
+    test_root: Annotated[Optional[Path], typer.Option("--test-root", help="speech_commands test set")] = None,
+    ckpt: Annotated[Optional[Path], typer.Option("--ckpt", help="on the fly: upstream checkpoint")] = None,
+    random_init: Annotated[Optional[str], typer.Option("--random-init", help="on the fly: tiny|base|large")] = None,
+    upstream_config: Annotated[Optional[Path], typer.Option("-g", "--upstream-config")] = None,
+    finetune: Annotated[bool, typer.Option("-f", "--finetune", help="train the upstream too")] = False,
+    name: Annotated[Optional[str], typer.Option("-n", "--name", help="expdir result/downstream/NAME")] = None,
+    expdir: Annotated[Optional[Path], typer.Option("-p", "--expdir")] = None,
+    config: Annotated[Optional[Path], typer.Option("-c", "--config", help="default: the task's YAML")] = None,
+    override: Annotated[Optional[str], typer.Option("-o", "--override",
+                                                    help="config.optimizer.lr=1e-3,,config.runner.total_steps=2000")] = None,
+    past_exp: Annotated[Optional[Path], typer.Option("-e", "--past-exp", help="resume from this ckpt/dir")] = None,
+    auto_resume: Annotated[bool, typer.Option("-a", "--auto-resume", help="resume the expdir if it has a ckpt")] = False,
+    init_ckpt: Annotated[Optional[Path], typer.Option("-i", "--init-ckpt", help="load weights only")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    layer: Annotated[Optional[int], typer.Option("-l", "--layer", help="use one hidden state only")] = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="er: the IEMOCAP session to test on")] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    preload: Annotated[bool, typer.Option("--preload", help="hold the splits in RAM")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="data loader processes")] = None,
+) -> None:
+    """Train a downstream head from stored features (or on the fly with -u), resumable."""
+    from superb.train.runner import FitArgs, fit as run
+
+    args = FitArgs(
+        task=task, features=str(features) if features else None, upstream=upstream,
+        root=str(root) if root else None, test_root=str(test_root) if test_root else None,
+        ckpt=str(ckpt) if ckpt else None, random_init=random_init,
+        upstream_config=_yaml_mapping(upstream_config, "--upstream-config"), finetune=finetune, name=name,
+        expdir=str(expdir) if expdir else None, config=str(config) if config else None, override=override,
+        seed=seed, layer=layer, fold=fold, device=device, preload=preload, workers=workers,
+    )
+    out = run(args, past_exp=past_exp, auto_resume=auto_resume, init_ckpt=init_ckpt)
+    typer.echo((out / "results.json").read_text())
+
+
+@app.command()
+def evaluate(
+    past_exp: Annotated[Path, typer.Option("-e", "--past-exp", help="a checkpoint, or an expdir (dev-best)")],
+    split: Annotated[str, typer.Option("-t", "--split", help="dev, test or train")] = "test",
+    override: Annotated[Optional[str], typer.Option("-o", "--override")] = None,
+) -> None:
+    """Test a checkpoint with the args and config it was trained with."""
+    import json
+
+    from superb.train.runner import evaluate as run
+
+    typer.echo(json.dumps(run(past_exp, split, override), indent=2))
+
+
+@app.command()
+def report(
+    result_dirs: Annotated[list[Path], typer.Argument(help="expdirs, or folders holding them")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="where report.md/csv/json and PNGs go")] = None,
+) -> None:
+    """The SUPERB table (best-dev checkpoint's test metric per task) as Markdown/CSV/JSON, plus plots."""
+    from superb.train.report import main_report
+
+    typer.echo(main_report(result_dirs, out))
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered tasks."""
+    _list("TASKS")
+
+
 def _list(registry_name: str) -> None:
     from superb import registry
 

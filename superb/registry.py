@@ -108,8 +108,25 @@ CORPORA.add("librispeech", "superb.extract.corpora.librispeech:LibriSpeech",
             "LibriSpeech: SPLIT/SPK/CHAP/SPK-CHAP-UTT.flac with SPK-CHAP.trans.txt")
 CORPORA.add("speech_commands", "superb.extract.corpora.speech_commands:SpeechCommands",
             "Speech Commands v0.01/v0.02: 12 classes, seeded _silence_ clips, separate test set")
+CORPORA.add("voxceleb1", "superb.extract.corpora.voxceleb1:VoxCeleb1",
+            "VoxCeleb1: {dev,test}/wav/idNNNNN/VIDEO/NNNNN.wav with iden_split.txt (and veri_test.txt)")
+CORPORA.add("fluent_commands", "superb.extract.corpora.fluent_commands:FluentCommands",
+            "Fluent Speech Commands: wavs/speakers/SPK/ID.wav with data/{train,valid,test}_data.csv")
+CORPORA.add("iemocap", "superb.extract.corpora.iemocap:Iemocap",
+            "IEMOCAP: SessionN/sentences/wav with EmoEvaluation labels (neu, hap+exc, ang, sad)")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
+
+TASKS = Registry("task")
+TASKS.add("ks", "superb.train.tasks.ks:TASK", "keyword spotting, Speech Commands (12 classes), accuracy",
+          aliases=("speech_commands",))
+TASKS.add("ic", "superb.train.tasks.ic:TASK", "intent classification, Fluent Speech Commands, accuracy",
+          aliases=("fluent_commands",))
+TASKS.add("sid", "superb.train.tasks.sid:TASK", "speaker identification, VoxCeleb1, accuracy",
+          aliases=("voxceleb1",))
+TASKS.add("er", "superb.train.tasks.er:TASK", "emotion recognition, IEMOCAP 4 classes, 5 folds, accuracy",
+          aliases=("emotion",))
+TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")
 STORE_FORMATS.add("zarr", "superb.stores.zarr_store:ZarrFormat", "Zarr v3 group, sharded (default)")

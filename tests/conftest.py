@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from superb.testing.corpora import COMMANDS, make_generic, make_librispeech, make_speech_commands
+from superb.testing.corpora import (
+    COMMANDS,
+    make_fluent_commands,
+    make_generic,
+    make_iemocap,
+    make_librispeech,
+    make_speech_commands,
+    make_voxceleb1,
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +57,21 @@ def generic_dir(corpora_dir: Path) -> Path:
 def generic_tsv(corpora_dir: Path) -> Path:
     """``corpus.tsv`` with a header, labels, a split column and one absolute path."""
     return make_generic(corpora_dir / "generic_tsv", tsv=True, split_column=True)
+
+
+@pytest.fixture(scope="session")
+def voxceleb1_root(corpora_dir: Path) -> Path:
+    """``ROOT/{dev,test}/wav/…``, ``iden_split.txt``, ``veri_test.txt``: 4 + 2 speakers × 2 videos × 3 utts."""
+    return make_voxceleb1(corpora_dir / "voxceleb1")
+
+
+@pytest.fixture(scope="session")
+def fluent_commands_root(corpora_dir: Path) -> Path:
+    """``ROOT/wavs/speakers/…`` and ``ROOT/data/*_data.csv``: 6 speakers (4/1/1) × 6 intents."""
+    return make_fluent_commands(corpora_dir / "fluent_commands")
+
+
+@pytest.fixture(scope="session")
+def iemocap_root(corpora_dir: Path) -> Path:
+    """``ROOT/Session1..5``: 8 turns per session (2 dialogs), 8 of the 40 with labels the reader drops."""
+    return make_iemocap(corpora_dir / "iemocap")

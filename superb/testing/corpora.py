@@ -7,6 +7,7 @@ espeak-ng voice with its own pitch and speed. Same arguments, same bytes (see ``
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -269,3 +270,261 @@ def make_generic(root: str | Path, tsv: bool = False, split_column: bool = False
     out = root / "corpus.tsv"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+def _token(seed: str, length: int) -> str:
+    """A random-looking alphanumeric id (YouTube video, FSC speaker) that only depends on ``seed``."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+# -- VoxCeleb1 -------------------------------------------------------------------------------------------
+
+_VOX_FIRST_ID = {"dev": 10001, "test": 10270}  # the real archives' first speaker ids
+
+
+@dataclass(frozen=True)
+class VoxUtterance:
+    """One file of the tiny VoxCeleb1: ``tree`` (``dev``/``test``), ``rel`` path, ``iden_split`` code 1/2/3."""
+
+    tree: str
+    rel: str
+    code: int
+    speaker_index: int
+
+
+def voxceleb1_plan(speakers: int = 6, videos: int = 2, utts_per_video: int = 3,
+                   test_speakers: int = 2) -> list[VoxUtterance]:
+    """The files ``make_voxceleb1`` writes, in ``iden_split.txt`` order.
+
+    The last ``test_speakers`` of ``speakers`` live in the test archive (as VoxCeleb1's 40 do); each speaker's
+    last utterance is identification test (3), the one before dev (2), the rest train (1), so every speaker
+    is in all three splits as in the real ``iden_split.txt``.
+    """
+    per_speaker = videos * utts_per_video
+    if per_speaker < 3 or not 0 <= test_speakers <= speakers:
+        raise ValueError(f"need videos * utts_per_video >= 3 (got {per_speaker}) and 0 <= test_speakers "
+                         f"<= speakers (got {test_speakers}, {speakers})")
+    plan = []
+    for k in range(speakers):
+        tree = "test" if k >= speakers - test_speakers else "dev"
+        offset = k - (speakers - test_speakers) if tree == "test" else k
+        speaker = f"id{_VOX_FIRST_ID[tree] + offset}"
+        for v in range(videos):
+            video = _token(f"vox-{speaker}-{v}", 11)
+            for u in range(utts_per_video):
+                i = v * utts_per_video + u
+                code = 3 if i == per_speaker - 1 else 2 if i == per_speaker - 2 else 1
+                plan.append(VoxUtterance(tree, f"{speaker}/{video}/{u + 1:05d}.wav", code, k))
+    return plan
+
+
+def make_voxceleb1(root: str | Path, speakers: int = 6, videos: int = 2, utts_per_video: int = 3,
+                   test_speakers: int = 2) -> Path:
+    """Write ``ROOT/{dev,test}/wav/idNNNNN/VIDEO/NNNNN.wav``, ``iden_split.txt``, ``veri_test.txt``; return ``root``.
+
+    Files and splits as in ``voxceleb1_plan``; a speaker is ``voice(k)``, each utterance a different sentence.
+    ``veri_test.txt`` (``LABEL PATH1 PATH2``) pairs every test-archive utterance with the next one of its
+    speaker (1) and with the same position of the next test speaker (0), so trials are balanced.
+    """
+    root = Path(root)
+    plan = voxceleb1_plan(speakers, videos, utts_per_video, test_speakers)
+    jobs = []
+    for n, item in enumerate(plan):
+        text = _SENTENCES[(5 * item.speaker_index + n) % len(_SENTENCES)].lower()
+        jobs.append(_speak(text, root / item.tree / "wav" / item.rel, voice(item.speaker_index)))
+    _run_all(jobs)
+    (root / "iden_split.txt").write_text("".join(f"{u.code} {u.rel}\n" for u in plan), encoding="utf-8")
+
+    by_speaker: dict[int, list[str]] = {}
+    for item in plan:
+        if item.tree == "test":
+            by_speaker.setdefault(item.speaker_index, []).append(item.rel)
+    trials = []
+    groups = list(by_speaker.values())
+    for g, rels in enumerate(groups):
+        other = groups[(g + 1) % len(groups)]
+        for i, rel in enumerate(rels):
+            trials.append(f"1 {rel} {rels[(i + 1) % len(rels)]}")
+            if len(groups) > 1:
+                trials.append(f"0 {rel} {other[i % len(other)]}")
+    (root / "veri_test.txt").write_text("".join(t + "\n" for t in trials), encoding="utf-8")
+
+    meta = ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
+    for k, rel in sorted({u.speaker_index: u.rel for u in plan}.items()):
+        tree = next(u.tree for u in plan if u.speaker_index == k)
+        meta.append(f"{rel.split('/')[0]}\tSpeaker_{k}\t{'fm'[k % 2]}\tNowhere\t{tree}")
+    (root / "vox1_meta.csv").write_text("\n".join(meta) + "\n", encoding="utf-8")
+    (root / "README.txt").write_text("tiny synthetic VoxCeleb1 for tests\n", encoding="utf-8")
+    return root
+
+
+# -- Fluent Speech Commands ------------------------------------------------------------------------------
+
+# (action, object, location, phrasings): real FSC values, incl. a two-word action and a comma to quote
+FSC_INTENTS = (
+    ("activate", "lights", "kitchen", ("Turn on the kitchen lights", "Kitchen lights on")),
+    ("deactivate", "music", "none", ("Stop the music", "Turn off the music")),
+    ("increase", "volume", "none", ("Turn up the volume", "Louder, please")),
+    ("decrease", "heat", "washroom", ("Turn the heat down in the washroom", "Washroom heat down")),
+    ("bring", "shoes", "none", ("Bring my shoes", "Get me my shoes")),
+    ("change language", "Chinese", "none", ("Switch the language to Chinese", "Chinese")),
+)
+FSC_HEADER = ("", "path", "speakerId", "transcription", "action", "object", "location")
+
+
+@dataclass(frozen=True)
+class FscUtterance:
+    """One row of the tiny Fluent Speech Commands: its CSV (``train``/``valid``/``test``) and fields."""
+
+    csv: str
+    path: str  # relative to the root: wavs/speakers/SPK/UUID.wav
+    speaker: str
+    speaker_index: int
+    transcription: str
+    action: str
+    object: str
+    location: str
+
+
+def fluent_commands_plan(speakers: int = 6, per_intent: int = 1) -> list[FscUtterance]:
+    """The rows ``make_fluent_commands`` writes: every speaker says every intent ``per_intent`` times.
+
+    Speakers are disjoint across CSVs as in the real corpus: the last one is ``test``, the one before
+    ``valid``, the rest ``train``.
+    """
+    if speakers < 3:
+        raise ValueError(f"need at least 3 speakers (one each for train, valid, test), got {speakers}")
+    plan = []
+    for k in range(speakers):
+        role = "test" if k == speakers - 1 else "valid" if k == speakers - 2 else "train"
+        speaker = _token(f"fsc-speaker-{k}", 16)
+        for i, (action, obj, location, phrasings) in enumerate(FSC_INTENTS):
+            for r in range(per_intent):
+                digest = hashlib.sha256(f"fsc-{k}-{i}-{r}".encode()).hexdigest()
+                uid = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+                plan.append(FscUtterance(role, f"wavs/speakers/{speaker}/{uid}.wav", speaker, k,
+                                         phrasings[(k + r) % len(phrasings)], action, obj, location))
+    return plan
+
+
+def make_fluent_commands(root: str | Path, speakers: int = 6, per_intent: int = 1) -> Path:
+    """Write ``ROOT/wavs/speakers/SPK/UUID.wav`` and ``ROOT/data/{train,valid,test}_data.csv``; return ``root``.
+
+    Rows as in ``fluent_commands_plan``, written like pandas' ``to_csv``: the real header with the unnamed
+    index column, quoting only where needed.
+    """
+    root = Path(root)
+    plan = fluent_commands_plan(speakers, per_intent)
+    _run_all([_speak(u.transcription, root / u.path, voice(u.speaker_index)) for u in plan])
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for role in ("train", "valid", "test"):
+        rows = [u for u in plan if u.csv == role]
+        with (data / f"{role}_data.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(FSC_HEADER)
+            for n, u in enumerate(rows):
+                writer.writerow((n, u.path, u.speaker, u.transcription, u.action, u.object, u.location))
+    demographics = ["speakerId,Self-reported fluency level ,First Language spoken,"
+                    "Current language used for work/school,gender,ageRange"]
+    for speaker in dict.fromkeys(u.speaker for u in plan):
+        demographics.append(f"{speaker},native,English (Canada),English (Canada),female,22-40")
+    (data / "speaker_demographics.csv").write_text("\n".join(demographics) + "\n", encoding="utf-8")
+    return root
+
+
+# -- IEMOCAP ---------------------------------------------------------------------------------------------
+
+# balanced over the four SUPERB classes (hap counts hap + exc), with two labels the reader must drop
+IEMOCAP_LABEL_CYCLE = ("neu", "hap", "ang", "fru", "sad", "exc", "neu", "ang", "xxx", "sad")
+# (pitch, words/min) per emotion, overriding the speaker's own, so a tiny model can tell emotions apart
+IEMOCAP_PROSODY = {"neu": (40, 160), "hap": (85, 200), "exc": (90, 215), "ang": (60, 250), "sad": (10, 110),
+                   "fru": (50, 180), "xxx": (45, 170)}
+_IEMOCAP_WORDS = {"neu": "Neutral", "hap": "Happiness", "exc": "Excited", "ang": "Anger", "sad": "Sadness",
+                  "fru": "Frustration", "xxx": "Other"}
+_IEMOCAP_VOICES = {"F": ("en-gb+f3", "en-gb-x-rp+f2", "en-gb-x-gbcwmd+f4", "en-us+f5", "en-us+f2"),
+                   "M": ("en-us", "en-gb-scotland", "en-029+m3", "en-us-nyc", "en-gb+m7")}
+
+
+@dataclass(frozen=True)
+class IemocapTurn:
+    """One labelled turn of the tiny IEMOCAP."""
+
+    session: int
+    dialog: str
+    id: str
+    gender: str  # of the speaking turn: F or M
+    label: str  # as in EmoEvaluation, before SUPERB's mapping
+
+
+def iemocap_plan(sessions: Sequence[int] = (1, 2, 3, 4, 5), per_session: int = 8) -> list[IemocapTurn]:
+    """The turns ``make_iemocap`` writes: per session an improvised and a scripted dialog, turns alternating
+    female/male, labels following ``IEMOCAP_LABEL_CYCLE`` across the whole corpus."""
+    plan = []
+    g = 0
+    for s in sessions:
+        dialogs = (f"Ses{s:02d}F_impro01", f"Ses{s:02d}M_script01_1")
+        sizes = ((per_session + 1) // 2, per_session // 2)
+        for dialog, size in zip(dialogs, sizes, strict=True):
+            for j in range(size):
+                gender = "FM"[j % 2]
+                label = IEMOCAP_LABEL_CYCLE[g % len(IEMOCAP_LABEL_CYCLE)]
+                plan.append(IemocapTurn(s, dialog, f"{dialog}_{gender}{j // 2:03d}", gender, label))
+                g += 1
+    return plan
+
+
+def _emo_evaluation(turns: list[IemocapTurn]) -> str:
+    """An EmoEvaluation file: ``%`` header, then per turn its label line and the annotators' lines."""
+    lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
+    for j, t in enumerate(turns):
+        start = 2.0 + 3.1 * j
+        vad = {"neu": 2.5, "hap": 4.0, "exc": 4.5, "ang": 1.5, "sad": 1.0}.get(t.label, 3.0)
+        lines.append(f"[{start:.4f} - {start + 2.6:.4f}]\t{t.id}\t{t.label}\t[{vad:.4f}, {vad:.4f}, 2.5000]")
+        word = _IEMOCAP_WORDS[t.label]
+        other = "Neutral" if t.label == "xxx" else word
+        lines += [f"C-E1:\t{word};\t()", f"C-E2:\t{other};\t(annotator note)",
+                  f"A-E1:\tval {int(vad)}; act 2; dom  3;\t()", ""]
+    return "\n".join(lines) + "\n"
+
+
+def make_iemocap(root: str | Path, sessions: Sequence[int] = (1, 2, 3, 4, 5), per_session: int = 8) -> Path:
+    """Write ``ROOT/SessionN/sentences/wav/DIALOG/UTT.wav`` and ``ROOT/SessionN/dialog/EmoEvaluation/DIALOG.txt``.
+
+    Turns as in ``iemocap_plan``. Per session one female and one male voice speak; each emotion has its own
+    pitch and speed (``IEMOCAP_PROSODY``). Alongside are the files a real release has that the reader must
+    skip: ``Categorical/``, ``Attribute/`` and ``Self-evaluation/`` annotator files and the transcriptions.
+    Returns ``root``.
+    """
+    root = Path(root)
+    plan = iemocap_plan(sessions, per_session)
+    jobs = []
+    for n, t in enumerate(plan):
+        pitch, speed = IEMOCAP_PROSODY[t.label]
+        names = _IEMOCAP_VOICES[t.gender]
+        who = Voice(names[(t.session - 1) % len(names)], pitch, speed)
+        text = _SENTENCES[n % len(_SENTENCES)].lower()
+        jobs.append(_speak(text, root / f"Session{t.session}/sentences/wav/{t.dialog}/{t.id}.wav", who))
+    _run_all(jobs)
+    for dialog in dict.fromkeys(t.dialog for t in plan):
+        turns = [t for t in plan if t.dialog == dialog]
+        session = root / f"Session{turns[0].session}/dialog"
+        labels = session / "EmoEvaluation"
+        for sub in ("Categorical", "Attribute", "Self-evaluation"):
+            (labels / sub).mkdir(parents=True, exist_ok=True)
+        (labels / f"{dialog}.txt").write_text(_emo_evaluation(turns), encoding="utf-8")
+        (labels / "Categorical" / f"{dialog}_e1_cat.txt").write_text(
+            "".join(f"{t.id} :{_IEMOCAP_WORDS[t.label]}; ()\n" for t in turns), encoding="utf-8")
+        (labels / "Attribute" / f"{dialog}_e1_atr.txt").write_text(
+            "".join(f"{t.id} :act 2; val 3; dom  3; ()\n" for t in turns), encoding="utf-8")
+        (labels / "Self-evaluation" / f"{dialog}.txt").write_text(
+            "".join(f"[0.0000 - 1.0000]\t{t.id}\t:{_IEMOCAP_WORDS[t.label]};\n" for t in turns), encoding="utf-8")
+        (session / "transcriptions").mkdir(exist_ok=True)
+        (session / "transcriptions" / f"{dialog}.txt").write_text(
+            "".join(f"{t.id} [{2.0 + 3.1 * j:08.4f}-{4.6 + 3.1 * j:08.4f}]: "
+                    f"{_SENTENCES[plan.index(t) % len(_SENTENCES)].lower()}\n" for j, t in enumerate(turns)),
+            encoding="utf-8")
+    (root / "README.txt").write_text("tiny synthetic IEMOCAP for tests\n", encoding="utf-8")
+    return root

@@ -1,0 +1,1 @@
+"""Training downstream heads from feature stores (or on the fly): config, data, featurizer, trainer, tasks."""

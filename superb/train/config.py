@@ -1,0 +1,196 @@
+"""Task configs: YAML files loaded into typed dataclasses, with s3prl-style ``-o`` overrides.
+
+Configs keep s3prl's top-level ``runner`` and ``optimizer`` blocks so its ``-o`` strings work unchanged;
+the rest is ours: ``data`` (splits, batching), ``model`` (the head) and ``featurizer`` (layer choice).
+Unknown keys are errors with suggestions (s3prl silently created misspelt keys), values are parsed as
+YAML literals (s3prl ran ``eval`` on them), and every value is type-checked against its field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from superb.errors import ConfigError
+
+
+@dataclass
+class RunnerConfig:
+    total_steps: int = 200_000
+    gradient_clipping: float = 1.0
+    gradient_accumulate_steps: int = 1
+    log_step: int = 100
+    eval_step: int = 5_000
+    save_step: int = 1_000
+    max_keep: int = 1
+    eval_dataloaders: list[str] = field(default_factory=lambda: ["dev", "test"])
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW
+    lr: float = 1.0e-4
+    eps: float = 1.0e-8
+    weight_decay: float = 0.0
+    warmup_steps: int = 0  # linear warm-up to lr, then constant (s3prl's "AdamW*" tasks use it)
+
+
+@dataclass
+class DataConfig:
+    train: str = "train"  # store split names for the three roles
+    dev: str = "dev"
+    test: str = "test"
+    batch_size: int = 32
+    eval_batch_size: int = 32
+    num_workers: int = 2
+    preload: bool = False  # hold the splits in RAM (refused when they do not fit)
+    crop_seconds: float | None = None  # random train crops (SID: 8 s), on frames
+    balanced: bool = False  # class-balanced sampling of train (KS)
+    dev_ratio: float = 0.2  # ER: share of the training sessions' utterances held out as dev
+    fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
+    num_classes: int = 4  # example: random labels over this many classes
+
+
+@dataclass
+class ModelConfig:
+    projector_dim: int = 256
+    pooling: str = "mean"
+
+
+@dataclass
+class FeaturizerConfig:
+    layer: int | None = None  # None: softmax-weighted sum of every stored layer
+    normalize: bool = False  # layer-norm each hidden state before weighting
+
+
+@dataclass
+class Config:
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    featurizer: FeaturizerConfig = field(default_factory=FeaturizerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def default_config_path(task: str) -> Path:
+    return Path(str(resources.files("superb.configs") / f"{task}.yaml"))
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config blocks")
+    return data
+
+
+def load_config(path: Path, overrides: str | None = None) -> Config:
+    """Read ``path`` (a task YAML), apply ``-o`` overrides, and validate everything."""
+    data = load_yaml(path)
+    if overrides:
+        apply_overrides(data, overrides)
+    return build(Config, data, str(path))
+
+
+def parse_overrides(text: str) -> list[tuple[list[str], Any]]:
+    """``"config.optimizer.lr=1e-3,,config.runner.total_steps=2000"`` → ``[(['optimizer','lr'], 0.001), …]``.
+
+    ``,,`` separates fields; values are YAML literals (numbers, strings, lists, null), never evaluated.
+    """
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(",,"))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-o {item!r}: expected config.BLOCK.KEY=VALUE")
+        path = key.strip().split(".")
+        if path[0] == "config":
+            path = path[1:]
+        if not path or not all(path):
+            raise ConfigError(f"-o {item!r}: expected config.BLOCK.KEY=VALUE")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw  # not a literal: keep the text as a string
+        out.append((path, value))
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: str) -> None:
+    for path, value in parse_overrides(overrides):
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"-o config.{'.'.join(path)}: {part!r} is not a block")
+        node[path[-1]] = value
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """A dataclass instance from nested ``data``, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [key for key in data if key not in fields]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(fields), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}.{hint} Known: {', '.join(fields)}")
+    values = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()}
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (inner,) = typing.get_args(hint)
+        return [_coerce(inner, v, where) for v in value]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads "1e-3" as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported field type {hint!r}")  # a bug in the schema, named

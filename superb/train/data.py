@@ -1,0 +1,144 @@
+"""Training data from a feature store: items, deterministic batch plans, padding.
+
+Every random choice (order, class-balanced draws, crops) is a function of ``(seed, epoch, position)``,
+never of a global RNG or of which DataLoader worker ran, so a run resumed after ``kill -9`` sees exactly
+the batches the uninterrupted run would have seen. Workers are forked after the store is opened:
+superb's readers (``pread`` on shard files, a memory map for HDF5) are safe to use across ``fork``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from superb.errors import ConfigError
+from superb.stores.base import FeatureStore
+
+
+@dataclass(frozen=True)
+class Item:
+    split: str
+    index: int  # position in the store split
+    target: tuple[int, ...]  # one class index per head
+
+
+class StoreItems(Dataset):
+    """Features of a list of store items; ``__getitem__`` takes ``(position, crop_seed)``.
+
+    ``crop_frames`` (train only) cuts a random window of that many frames from longer utterances, its
+    start drawn from ``crop_seed``.
+    """
+
+    def __init__(self, store: FeatureStore, items: Sequence[Item], crop_frames: int | None = None,
+                 preload: bool = False):
+        self.items = list(items)
+        self.crop_frames = crop_frames
+        views = {name: store.split(name) for name in {item.split for item in self.items}}
+        for item in self.items:
+            if not views[item.split].done[item.index]:
+                raise ConfigError(f"{store.path}: utterance {views[item.split].ids[item.index]!r} is not "
+                                  "extracted yet; rerun `superb extract` to complete the store")
+        self._read = {name: view.read_frames for name, view in views.items()}
+        self._offsets = {name: view.offsets for name, view in views.items()}
+        self.lengths = [int(self._offsets[i.split][i.index + 1] - self._offsets[i.split][i.index])
+                        for i in self.items]
+        self._cache: list[np.ndarray] | None = None
+        if preload:
+            self._cache = [self._load(k) for k in range(len(self.items))]
+
+    def _load(self, k: int) -> np.ndarray:
+        item = self.items[k]
+        offsets = self._offsets[item.split]
+        return self._read[item.split](int(offsets[item.index]), int(offsets[item.index + 1]))
+
+    def nbytes(self, frame_bytes: int) -> int:
+        return sum(self.lengths) * frame_bytes
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
+        k, crop_seed = key
+        x = self._cache[k] if self._cache is not None else self._load(k)
+        if self.crop_frames and x.shape[0] > self.crop_frames:
+            start = int(np.random.default_rng(crop_seed).integers(0, x.shape[0] - self.crop_frames + 1))
+            x = x[start : start + self.crop_frames]
+        return x, self.items[k].target
+
+
+def collate(batch: list[tuple[np.ndarray, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
+    """Pad to the longest: ``features (B, T, L, D)`` in the store dtype, ``lengths (B,)``, ``targets (B, H)``."""
+    lengths = torch.tensor([x.shape[0] for x, _ in batch], dtype=torch.long)
+    first = batch[0][0]
+    features = torch.zeros((len(batch), max(int(lengths.max()), 1), *first.shape[1:]),
+                           dtype=torch.from_numpy(first[:0]).dtype)
+    for b, (x, _) in enumerate(batch):
+        features[b, : x.shape[0]] = torch.from_numpy(np.ascontiguousarray(x))
+    targets = torch.tensor([t for _, t in batch], dtype=torch.long)
+    return {"features": features, "lengths": lengths, "targets": targets}
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) & 0xFFFFFFFF for k in keys])
+
+
+class TrainBatches(Sampler):
+    """Batches of one epoch, a pure function of ``(seed, epoch)``; ``start`` skips finished batches.
+
+    Length-aware: a shuffled order is cut into pools of 50 batches, each pool sorted by length, so a
+    batch pads little; the batches are then shuffled. With ``balanced`` the epoch draws ``len`` items
+    with replacement, each class equally likely (s3prl's WeightedRandomSampler for KS).
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, classes: list[int] | None = None):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.classes = None if classes is None else np.asarray(classes)
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def batches(self, epoch: int) -> list[list[tuple[int, int]]]:
+        rng = _rng(self.seed, epoch, 1)
+        n = len(self.lengths)
+        if self.classes is not None:
+            counts = np.bincount(self.classes)
+            weights = 1.0 / counts[self.classes]
+            order = rng.choice(n, size=n, replace=True, p=weights / weights.sum())
+        else:
+            order = rng.permutation(n)
+        pool = self.batch_size * 50
+        batches = []
+        for p in range(0, n, pool):
+            chunk = order[p : p + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[b : b + self.batch_size] for b in range(0, len(chunk), self.batch_size))
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        crops = _rng(self.seed, epoch, 2).integers(0, 2**31, size=(len(batches), self.batch_size))
+        return [[(int(k), int(crops[b, s])) for s, k in enumerate(batch)] for b, batch in enumerate(batches)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        yield from self.batches(self.epoch)[self.start :]
+
+    def __len__(self) -> int:
+        return len(self.batches(self.epoch)) - self.start
+
+
+def eval_batches(lengths: list[int], batch_size: int) -> list[list[tuple[int, int]]]:
+    """Every item once, sorted by length (little padding); no crops."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [[(int(k), 0) for k in order[b : b + batch_size]] for b in range(0, len(order), batch_size)]
+
+
+def loader(dataset: Dataset, batch_sampler: Sampler | list, workers: int, collate_fn=collate) -> DataLoader:
+    workers = min(workers, os.cpu_count() or 1)
+    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate_fn, num_workers=workers,
+                      persistent_workers=workers > 0 and isinstance(batch_sampler, TrainBatches),
+                      prefetch_factor=4 if workers > 0 else None)

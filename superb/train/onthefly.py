@@ -1,0 +1,89 @@
+"""The on-the-fly path: audio straight from the corpus, the upstream inside the training loop.
+
+``CorpusSource`` gives a corpus the few store-like facts a task needs to assign items and labels
+(splits, manifest records, ids), so tasks have one code path for both sources. It is also the baseline
+of the fit benchmark (stored features vs running the upstream every step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from superb.extract import audio
+from superb.registry import CORPORA
+from superb.train.data import Item
+
+
+@dataclass
+class _SplitRecords:
+    name: str
+    records: list[dict[str, Any]]
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.array([r["id"] for r in self.records], dtype=object)
+
+    @property
+    def done(self) -> np.ndarray:
+        return np.ones(len(self.records), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class CorpusSource:
+    """A corpus read in place: ``.path``, ``.attrs['corpus']``, ``.splits``, ``.split(name).records``."""
+
+    def __init__(self, corpus: str, root: Path, options: dict[str, Any] | None = None):
+        reader = CORPORA.get(corpus)(root, **(options or {}))
+        self.path = Path(root)
+        self.attrs = {"corpus": reader.describe(), "upstream": None}
+        self.splits = list(reader.splits)
+        by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in self.splits}
+        for utterance in reader.utterances(self.splits):
+            by_split[utterance.split].append(utterance.to_record())
+        self._views = {s: _SplitRecords(s, records) for s, records in by_split.items()}
+
+    def split(self, name: str) -> _SplitRecords:
+        from superb.errors import StoreError
+
+        if name not in self._views:
+            raise StoreError(f"{self.path}: corpus has no split {name!r} (splits: {', '.join(self.splits)})")
+        return self._views[name]
+
+
+class AudioItems(Dataset):
+    """Waveforms of items; ``__getitem__`` takes ``(position, crop_seed)`` like ``StoreItems``."""
+
+    def __init__(self, source: CorpusSource, items: list[Item], crop_samples: int | None = None):
+        self.records = [source.split(item.split).records[item.index] for item in items]
+        self.items = list(items)
+        self.crop_samples = crop_samples
+        self.lengths = [r["num_samples"] for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
+        k, crop_seed = key
+        r = self.records[k]
+        wave = audio.read(r["path"], start=r["start"], frames=r["frames"], expected=r["num_samples"])
+        if self.crop_samples and wave.shape[0] > self.crop_samples:
+            start = int(np.random.default_rng(crop_seed).integers(0, wave.shape[0] - self.crop_samples + 1))
+            wave = wave[start : start + self.crop_samples]
+        return wave, self.items[k].target
+
+
+def collate_waves(batch: list[tuple[np.ndarray, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
+    """``wavs (B, N)`` zero-padded, ``wav_lengths (B,)``, ``targets (B, H)``."""
+    lengths = torch.tensor([w.shape[0] for w, _ in batch], dtype=torch.long)
+    wavs = torch.zeros(len(batch), max(int(lengths.max()), 1))
+    for b, (w, _) in enumerate(batch):
+        wavs[b, : w.shape[0]] = torch.from_numpy(w)
+    return {"wavs": wavs, "wav_lengths": lengths, "targets": torch.tensor([t for _, t in batch], dtype=torch.long)}

@@ -1,0 +1,316 @@
+"""``superb fit`` and ``superb evaluate``: resolve the run, build its pieces, train, write the expdir.
+
+Expdir (SPEC §5): ``command.txt``, ``args.yaml``, ``config.yaml``, TensorBoard events, ``log.jsonl``,
+``states-STEP.ckpt``, ``dev-best.ckpt``, ``results.json`` (+ ``layer_weights.json`` and
+``confusion-SPLIT[-HEAD].json`` for ``superb report``). Runs resume with ``-a`` (latest checkpoint of the
+expdir) or ``-e`` (a given checkpoint, with its saved args and config; ``-o`` still wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from superb.errors import ConfigError, StoreError
+from superb.extract.extraction import resolve_device
+from superb.registry import TASKS, UPSTREAMS
+from superb.stores.base import FeatureStore, find_stores, open_store
+from superb.train import data as D
+from superb.train.config import Config, apply_overrides, build, default_config_path, load_yaml
+from superb.train.featurizer import Featurizer
+from superb.train.trainer import DownstreamModel, Trainer, load_checkpoint
+
+
+@dataclass
+class FitArgs:
+    """Everything ``superb fit`` was asked (saved as ``args.yaml`` and in every checkpoint)."""
+
+    task: str
+    features: str | None = None  # stores/UPSTREAM or a corpus store
+    upstream: str | None = None  # on-the-fly path
+    root: str | None = None
+    test_root: str | None = None
+    ckpt: str | None = None
+    random_init: str | None = None
+    upstream_config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    finetune: bool = False
+    name: str | None = None
+    expdir: str | None = None
+    config: str | None = None
+    override: str | None = None
+    seed: int = 0
+    layer: int | None = None
+    fold: int | None = None
+    device: str = "auto"
+    preload: bool = False
+    workers: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _expdir(args: FitArgs) -> Path:
+    if args.expdir:
+        return Path(args.expdir)
+    source = Path(args.features).name if args.features else (args.upstream or "run")
+    name = args.name or "_".join(filter(None, [args.task, source, f"fold{args.fold}" if args.fold else None]))
+    return Path("result") / "downstream" / name
+
+
+def resolve_config(args: FitArgs, saved: dict[str, Any] | None = None) -> Config:
+    """The task YAML (or ``-c``, or a checkpoint's saved config), then ``-o``, then CLI shortcuts."""
+    task = TASKS.canonical(args.task)
+    data = dict(saved) if saved is not None else load_yaml(Path(args.config) if args.config else
+                                                            default_config_path(task))
+    if args.override:
+        apply_overrides(data, args.override)
+    config = build(Config, data, args.config or f"config of task {task!r}")
+    if args.layer is not None:
+        config.featurizer.layer = args.layer
+    if args.fold is not None:
+        config.data.fold = args.fold
+    if args.preload:
+        config.data.preload = True
+    if args.workers is not None:
+        config.data.num_workers = args.workers
+    return config
+
+
+def find_task_store(features: Path, corpus: str | None) -> Path:
+    """``features`` itself if it is a store, else its store of ``corpus`` (``stores/UPSTREAM/CORPUS``)."""
+    stores = find_stores(features)
+    if not stores:
+        raise StoreError(f"{features}: no feature store here (run `superb extract` first)")
+    if len(stores) == 1 and stores[0] == features:
+        return features
+    for store in stores:
+        if store.name in (corpus, f"{corpus}.h5"):
+            return store
+    if corpus is None and len(stores) == 1:
+        return stores[0]
+    names = ", ".join(s.name for s in stores)
+    raise StoreError(f"{features}: no store of corpus {corpus!r} (found: {names}); extract it with "
+                     f"`superb extract --corpus {corpus}`" if corpus else f"{features}: several stores ({names}); "
+                     "name one")
+
+
+def store_identity(store: FeatureStore) -> dict[str, Any]:
+    corpus = store.attrs["corpus"]
+    return {"path": str(store.path), "upstream": store.attrs.get("upstream"),
+            "corpus": {"name": corpus["name"], "version": corpus.get("version")},
+            "layers": store.attrs.get("layers"), "dtype": store.attrs.get("dtype")}
+
+
+def check_identity(saved: dict[str, Any], store: FeatureStore) -> None:
+    now = store_identity(store)
+    for key in ("upstream", "corpus", "layers", "dtype"):
+        if saved.get(key) != now[key]:
+            raise StoreError(f"{store.path}: this store's {key} differs from the one the checkpoint was trained "
+                             f"on ({saved.get('path')}); evaluate with the same store")
+
+
+@dataclass
+class Built:
+    task: Any
+    prepared: Any
+    model: DownstreamModel
+    datasets: dict[str, Any]
+    collate: Any
+    identity: dict[str, Any]
+
+
+def build_run(args: FitArgs, config: Config) -> Built:
+    """Task, data and model of a run, from a store or (with ``-u``) from the corpus on the fly."""
+    task = TASKS.get(args.task)
+    torch.manual_seed(args.seed)  # head initialisation: reruns with the same seed match
+    if args.features:
+        store = open_store(find_task_store(Path(args.features), task.corpus))
+        prepared = task.prepare(store, config, args.seed)
+        frame_rate = float(store.attrs["frame_rate"])
+        crop = int(config.data.crop_seconds * frame_rate) if config.data.crop_seconds else None
+        datasets = {role: D.StoreItems(store, items, crop if role == "train" else None, config.data.preload)
+                    for role, items in prepared.items.items()}
+        featurizer = Featurizer(store.layers, config.featurizer.layer, config.featurizer.normalize)
+        head = task.build_head(int(store.attrs["dim"]), config.model, prepared)
+        return Built(task, prepared, DownstreamModel(featurizer, head), datasets, D.collate, store_identity(store))
+    if not (args.upstream and args.root):
+        raise ConfigError("fit needs --features STORE, or -u UPSTREAM with --root CORPUS for the on-the-fly path")
+    from superb.train.onthefly import AudioItems, CorpusSource, collate_waves
+
+    if task.corpus is None:
+        raise ConfigError(f"task {task.name!r} runs from a store only (it takes any corpus)")
+    options = {"test_root": args.test_root} if args.test_root else {}
+    source = CorpusSource(task.corpus, Path(args.root), options)
+    prepared = task.prepare(source, config, args.seed)
+    upstream = UPSTREAMS.get(args.upstream).create(
+        ckpt=Path(args.ckpt) if args.ckpt else None, options=args.upstream_config,
+        random_init=args.random_init, seed=args.seed)
+    torch.manual_seed(args.seed)
+    crop = int(config.data.crop_seconds * 16000) if config.data.crop_seconds else None
+    datasets = {role: AudioItems(source, items, crop if role == "train" else None)
+                for role, items in prepared.items.items()}
+    featurizer = Featurizer(list(range(upstream.spec.num_layers)), config.featurizer.layer,
+                            config.featurizer.normalize)
+    head = task.build_head(upstream.spec.dim, config.model, prepared)
+    model = DownstreamModel(featurizer, head, upstream=upstream, finetune=args.finetune)
+    identity = {"path": None, "upstream": upstream.identity(), "corpus": source.attrs["corpus"],
+                "layers": featurizer.layers, "dtype": "float32"}
+    return Built(task, prepared, model, datasets, collate_waves, identity)
+
+
+def _check_preload(config: Config, built: Built) -> None:
+    if not config.data.preload or built.collate is not D.collate:
+        return
+    frame_bytes = 1
+    first = next(iter(built.datasets.values()))
+    if len(first):
+        x, _ = first[(0, 0)]
+        frame_bytes = x[:1].nbytes or 1
+    need = sum(ds.nbytes(frame_bytes) for ds in built.datasets.values())
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > 0.8 * free:
+        raise ConfigError(f"--preload needs {need / 2**30:.1f} GiB of RAM, {free / 2**30:.1f} GiB is free; "
+                          "drop --preload to read from the store")
+
+
+def _loaders(built: Built, config: Config, seed: int):
+    train = built.datasets["train"]
+    classes = [item.target[0] for item in train.items] if config.data.balanced else None
+    workers = 0 if config.data.preload else config.data.num_workers
+    sampler = D.TrainBatches(train.lengths, config.data.batch_size, seed, classes)
+    train_loader = D.loader(train, sampler, workers, built.collate)
+    evals = {role: D.loader(ds, D.eval_batches(ds.lengths, config.data.eval_batch_size), workers, built.collate)
+             for role, ds in built.datasets.items() if role != "train"}
+    return train_loader, evals
+
+
+def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
+        init_ckpt: Path | None = None, on_step=None) -> Path:
+    """Train (or resume) a run; returns its expdir, which then holds ``results.json``."""
+    resume = _resume_checkpoint(args, past_exp, auto_resume)
+    if resume is not None:
+        saved_args = FitArgs(**resume["args"])
+        saved_args.override = args.override or saved_args.override
+        args = saved_args
+        config = resolve_config(args, saved=resume["config"])
+    else:
+        config = resolve_config(args)
+    expdir = _expdir(args)
+    if resume is None and any(expdir.glob("states-*.ckpt")):
+        raise ConfigError(f"{expdir} already holds a run: resume it with -a, or choose another -n/-p")
+    expdir.mkdir(parents=True, exist_ok=True)
+    built = build_run(args, config)
+    _check_preload(config, built)
+    device = resolve_device(args.device)
+    built.model.to(device)
+    train_loader, evals = _loaders(built, config, args.seed)
+    meta = {"args": args.to_dict(), "config": config.to_dict(), "store": built.identity,
+            "task": built.task.name, "classes": built.prepared.classes}
+    trainer = Trainer(built.model, built.task, built.prepared, config, expdir, train_loader, evals, device, meta)
+    if resume is not None:
+        if args.features:
+            check_identity(resume["store"], open_store(find_task_store(Path(args.features), built.task.corpus)))
+        trainer.load(resume)
+        _truncate_log(expdir / "log.jsonl", trainer.progress.step)
+    elif init_ckpt is not None:
+        trainer.load(load_checkpoint(init_ckpt), weights_only=True)
+    _write_run_files(expdir, args, config)
+    trainer.fit(on_step=on_step)
+    write_results(trainer, expdir)
+    return expdir
+
+
+def _resume_checkpoint(args: FitArgs, past_exp: Path | None, auto_resume: bool) -> dict[str, Any] | None:
+    if past_exp is not None:
+        return load_checkpoint(latest_checkpoint(past_exp))
+    if auto_resume:
+        expdir = _expdir(args)
+        if any(expdir.glob("states-*.ckpt")):
+            return load_checkpoint(latest_checkpoint(expdir))
+    return None
+
+
+def latest_checkpoint(path: Path) -> Path:
+    """``path`` if it is a file, else the newest ``states-STEP.ckpt`` in it."""
+    if path.is_file():
+        return path
+    states = sorted(path.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+    if not states:
+        raise ConfigError(f"{path}: no states-STEP.ckpt to resume from")
+    return states[-1]
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log records written after the checkpoint we resume from (the killed run's last steps)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _write_run_files(expdir: Path, args: FitArgs, config: Config) -> None:
+    (expdir / "command.txt").write_text(" ".join(shlex.quote(a) for a in sys.argv) + "\n")
+    (expdir / "args.yaml").write_text(yaml.safe_dump(args.to_dict(), sort_keys=False))
+    (expdir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
+    """Score ``dev-best.ckpt`` on dev and test; write results.json, layer weights and confusions."""
+    best = expdir / "dev-best.ckpt"
+    if best.is_file():
+        trainer.load(load_checkpoint(best), weights_only=True)
+    scores = {}
+    for role in ("dev", "test"):
+        if role in trainer.eval_loaders:
+            metrics = trainer.evaluate(role)
+            for head, confusion in metrics.pop("confusion", {}).items():
+                suffix = "" if len(trainer.task.heads) == 1 else f"-{head}"
+                (expdir / f"confusion-{role}{suffix}.json").write_text(json.dumps(confusion))
+            scores[role] = {k: v for k, v in metrics.items() if k != "loss"}
+    args, store = trainer.meta["args"], trainer.meta["store"]
+    upstream = store.get("upstream") or {}
+    results = {
+        "task": trainer.task.name, "protocol": "dev", "best_step": trainer.progress.best_step,
+        "dev": scores.get("dev", {}), "test": scores.get("test", {}),
+        "upstream": {k: upstream.get(k) for k in ("name", "ckpt", "ckpt_sha256", "random_init")},
+        "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
+        "layer": trainer.config.featurizer.layer, "lr": trainer.config.optimizer.lr, "seed": args["seed"],
+        "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),
+    }
+    (expdir / "results.json").write_text(json.dumps(results, indent=2))
+    weights = trainer.model.featurizer.layer_weights()
+    if weights is not None:
+        (expdir / "layer_weights.json").write_text(json.dumps(weights))
+    return results
+
+
+def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[str, Any]:
+    """Score a checkpoint on ``split`` (a role: dev/test/train, or a store split name) with its saved run."""
+    path = ckpt_path / "dev-best.ckpt" if ckpt_path.is_dir() else ckpt_path
+    ckpt = load_checkpoint(path)
+    args = FitArgs(**ckpt["args"])
+    args.override = override or args.override
+    config = resolve_config(args, saved=ckpt["config"])
+    built = build_run(args, config)
+    if args.features:
+        check_identity(ckpt["store"], open_store(find_task_store(Path(args.features), built.task.corpus)))
+    if split not in built.datasets:
+        raise ConfigError(f"-t {split!r}: this run has splits {', '.join(built.datasets)}")
+    device = resolve_device(args.device)
+    built.model.to(device)
+    evals = {split: D.loader(built.datasets[split], D.eval_batches(built.datasets[split].lengths,
+                                                                     config.data.eval_batch_size), 0, built.collate)}
+    trainer = Trainer(built.model, built.task, built.prepared, config, path.parent, None, evals, device, ckpt)
+    trainer.load(ckpt, weights_only=True)
+    metrics = trainer.evaluate(split)
+    metrics.pop("confusion", None)
+    return metrics

@@ -1,0 +1,1 @@
+"""Downstream tasks, one folder each, registered in ``superb.registry.TASKS``."""

@@ -1,0 +1,154 @@
+"""Utterance-level classification (KS, SID, IC, ER, example): s3prl's UtteranceLevel head and metric.
+
+Head: ``Linear(D → projector_dim)`` → mean over valid frames → ``Linear(projector_dim → classes)``, no
+nonlinearity (s3prl's default). IC predicts three slots from one pooled vector (one output slice per
+slot, cross-entropy summed); an utterance counts as right only when every slot is right.
+
+A task differs from the others only in how it assigns store items to train/dev/test and how it names
+its classes; each task folder supplies those two functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from superb.errors import ConfigError, StoreError
+from superb.stores.base import FeatureStore
+from superb.train.config import Config, DataConfig, ModelConfig
+from superb.train.data import Item
+
+Roles = dict[str, list[tuple[str, int]]]  # role (train/dev/test) → (store split, index) pairs
+
+
+@dataclass
+class Prepared:
+    """What a run needs from the store: items per role (with targets) and class names per head."""
+
+    items: dict[str, list[Item]]
+    classes: list[list[str]]
+    heads: tuple[str, ...]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class UtteranceHead(nn.Module):
+    def __init__(self, dim: int, projector_dim: int, num_classes: list[int], pooling: str = "mean"):
+        super().__init__()
+        if pooling != "mean":
+            raise ConfigError(f"config model.pooling: {pooling!r} is not supported (mean)")
+        self.projector = nn.Linear(dim, projector_dim)
+        self.classifier = nn.Linear(projector_dim, sum(num_classes))
+        self.sizes = list(num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """``x (B, T, D)``, ``lengths (B,)`` → one ``(B, classes)`` logit tensor per head."""
+        x = self.projector(x)
+        mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+        pooled = (x * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
+        return list(torch.split(self.classifier(pooled), self.sizes, dim=-1))
+
+
+@dataclass(frozen=True)
+class UtteranceTask:
+    name: str
+    corpus: str | None  # the corpus a store must hold (None: any)
+    heads: tuple[str, ...]  # manifest meta fields to predict
+    assign: Callable[[FeatureStore, DataConfig], Roles]
+    classes: Callable[[list[list[str]], Config], list[list[str]]]  # per head, from the train labels
+    description: str = ""
+    metric: str = "acc"
+    higher_is_better: bool = True
+    labels: Callable[[FeatureStore, Roles, Config, int], dict[tuple[str, int], tuple[str, ...]]] | None = None
+
+    def check_store(self, store: FeatureStore) -> None:
+        corpus = store.attrs["corpus"]["name"]
+        if self.corpus is not None and corpus != self.corpus:
+            raise StoreError(f"{store.path}: the store holds corpus {corpus!r}; task {self.name!r} needs "
+                             f"{self.corpus!r} (extract it with --corpus {self.corpus})")
+
+    def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
+        self.check_store(store)
+        roles = self.assign(store, config.data)
+        if self.labels is not None:
+            labels = self.labels(store, roles, config, seed)
+        else:
+            labels = {}
+            for split in {s for pairs in roles.values() for s, _ in pairs}:
+                for i, record in enumerate(store.split(split).records):
+                    labels[(split, i)] = tuple(str(record["meta"].get(h, "")) for h in self.heads)
+        train = [labels[pair] for pair in roles["train"]]
+        if not train:
+            raise ConfigError(f"task {self.name!r}: the train split has no utterances in {store.path}")
+        classes = self.classes([[lab[h] for lab in train] for h in range(len(self.heads))], config)
+        index = [{c: k for k, c in enumerate(names)} for names in classes]
+        items: dict[str, list[Item]] = {}
+        for role, pairs in roles.items():
+            out = []
+            for split, i in pairs:
+                target = []
+                for h, value in enumerate(labels[(split, i)]):
+                    if value not in index[h]:
+                        uid = store.split(split).ids[i]
+                        raise ConfigError(f"{store.path}: {split}/{uid} has {self.heads[h]} {value!r}, which "
+                                          f"the train split never has (classes: {', '.join(classes[h])})")
+                    target.append(index[h][value])
+                out.append(Item(split, i, tuple(target)))
+            items[role] = out
+        return Prepared(items=items, classes=classes, heads=self.heads)
+
+    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> UtteranceHead:
+        return UtteranceHead(dim, model.projector_dim, [len(c) for c in prepared.classes], model.pooling)
+
+    def loss(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        return sum(F.cross_entropy(out, targets[:, h]) for h, out in enumerate(logits))
+
+    def predict(self, logits: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([out.argmax(-1) for out in logits], dim=1)
+
+    def metrics(self, predictions: np.ndarray, targets: np.ndarray, prepared: Prepared) -> dict[str, Any]:
+        """``acc`` (every head right), per-head accuracy, and confusion matrices (rows = truth)."""
+        if len(targets) == 0:
+            return {"acc": float("nan")}
+        right = predictions == targets
+        out: dict[str, Any] = {"acc": float(right.all(axis=1).mean())}
+        confusion = {}
+        for h, head in enumerate(self.heads):
+            if len(self.heads) > 1:
+                out[f"acc_{head}"] = float(right[:, h].mean())
+            size = len(prepared.classes[h])
+            matrix = np.zeros((size, size), dtype=np.int64)
+            np.add.at(matrix, (targets[:, h], predictions[:, h]), 1)
+            confusion[head] = {"labels": prepared.classes[h], "matrix": matrix.tolist()}
+        out["confusion"] = confusion
+        return out
+
+
+# -- shared pieces the task folders combine --------------------------------------------------------
+
+
+def splits_by_role(store: FeatureStore, data: DataConfig) -> Roles:
+    """train/dev/test = the store splits named in ``data`` (each must exist)."""
+    roles = {}
+    for role in ("train", "dev", "test"):
+        split = getattr(data, role)
+        view = store.split(split)  # raises naming the missing split
+        roles[role] = [(split, i) for i in range(len(view))]
+    return roles
+
+
+def fixed_classes(names: list[str]) -> Callable[[list[list[str]], Config], list[list[str]]]:
+    return lambda train_labels, config: [list(names)]
+
+
+def sorted_classes(train_labels: list[list[str]], config: Config) -> list[list[str]]:
+    return [sorted(set(labels)) for labels in train_labels]
+
+
+def first_seen_classes(train_labels: list[list[str]], config: Config) -> list[list[str]]:
+    return [list(dict.fromkeys(labels)) for labels in train_labels]

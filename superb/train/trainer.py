@@ -1,0 +1,274 @@
+"""The training loop, readable in one sitting (after nanoGPT's): steps, accumulation, eval, checkpoints.
+
+A *step* is one optimizer update (``gradient_accumulate_steps`` batches). Every ``log_step`` steps the
+mean train loss goes to TensorBoard and ``log.jsonl``; every ``eval_step`` the ``eval_dataloaders`` are
+scored and a better dev metric saves ``dev-best.ckpt``; every ``save_step`` ``states-STEP.ckpt`` is
+written (the last ``max_keep`` are kept). A checkpoint is a plain dict (tensors, numbers, strings) that
+loads with ``torch.load(weights_only=True)``, and holds where the data stream stood (epoch, batch) and
+the torch RNG state, so a resumed run continues exactly where the killed one was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from superb.errors import CheckpointError, ConfigError
+from superb.train.config import Config, OptimizerConfig
+from superb.train.featurizer import Featurizer
+
+
+class DownstreamModel(nn.Module):
+    """Optional upstream (on-the-fly path) → featurizer → task head."""
+
+    def __init__(self, featurizer: Featurizer, head: nn.Module, upstream: nn.Module | None = None,
+                 finetune: bool = False):
+        super().__init__()
+        self.upstream = upstream
+        self.featurizer = featurizer
+        self.head = head
+        self.finetune = finetune
+        if upstream is not None:
+            for p in upstream.parameters():
+                p.requires_grad = finetune
+            if finetune and hasattr(upstream, "model"):  # s3prl: the CNN stays frozen when finetuning
+                for p in upstream.model.feature_extractor.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> DownstreamModel:
+        super().train(mode)
+        if self.upstream is not None and not self.finetune:
+            self.upstream.eval()  # a frozen upstream never runs dropout
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
+        if self.upstream is None:
+            hidden, lengths = batch["features"], batch["lengths"]
+        else:
+            with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+                hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
+            lengths = lengths.to(hidden.device)
+        x = self.featurizer(hidden)
+        return self.head(x, lengths), lengths
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    name = cfg.name.lower()
+    if name in ("adam", "torchadam"):
+        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"config optimizer.name: {cfg.name!r} is not one of Adam, TorchAdam, AdamW")
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up from 0 to 1 over ``warmup_steps`` updates, then 1."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    loss_sum: float = 0.0  # the train-loss window since the last log, so a resumed log matches
+    loss_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Trainer:
+    model: DownstreamModel
+    task: Any
+    prepared: Any
+    config: Config
+    expdir: Path
+    train_loader: Any
+    eval_loaders: dict[str, Any]
+    device: torch.device
+    meta: dict[str, Any]  # args, store identity … stored in checkpoints
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(params, self.config.optimizer)
+        warmup = self.config.optimizer.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: warmup_factor(s, warmup))
+        self._writer = None
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "progress": self.progress.to_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            **self.meta,
+        }
+
+    def save(self, name: str) -> Path:
+        path = self.expdir / name
+        tmp = path.with_suffix(".ckpt.partial")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)  # a kill never leaves half a checkpoint
+        return path
+
+    def load(self, ckpt: dict[str, Any], weights_only: bool = False) -> None:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint does not fit this model: {str(exc).splitlines()[0]}") from None
+        if weights_only:
+            return
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.progress = Progress(**ckpt["progress"])
+        torch.set_rng_state(ckpt["rng"])
+        if ckpt.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+
+    def _prune(self) -> None:
+        states = sorted(self.expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in states[: -self.config.runner.max_keep] if self.config.runner.max_keep > 0 else []:
+            old.unlink()
+
+    # -- logging ----------------------------------------------------------------------------------
+    @property
+    def writer(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.expdir), purge_step=self.progress.step or None)
+        return self._writer
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.expdir / "log.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and key != "step":
+                self.writer.add_scalar(f"{record.get('split', 'train')}/{key}", value, record["step"])
+
+    # -- evaluation -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, role: str) -> dict[str, Any]:
+        """Metrics of the current model on a role's loader (``loss``, the task metric, confusion…)."""
+        self.model.eval()
+        predictions, targets, losses, count = [], [], 0.0, 0
+        for batch in self.eval_loaders[role]:
+            batch = _to(batch, self.device)
+            logits, _ = self.model(batch)
+            losses += float(self.task.loss(logits, batch["targets"])) * len(batch["targets"])
+            count += len(batch["targets"])
+            predictions.append(self.task.predict(logits).cpu().numpy())
+            targets.append(batch["targets"].cpu().numpy())
+        self.model.train()
+        if not count:
+            return {"loss": float("nan"), self.task.metric: float("nan")}
+        metrics = self.task.metrics(np.concatenate(predictions), np.concatenate(targets), self.prepared)
+        return {"loss": losses / count, **metrics}
+
+    def _better(self, value: float) -> bool:
+        best = self.progress.best_value
+        if value != value:  # NaN never wins
+            return False
+        return best is None or (value > best if self.task.higher_is_better else value < best)
+
+    def _eval_round(self) -> None:
+        step = self.progress.step
+        for role in self.config.runner.eval_dataloaders:
+            if role not in self.eval_loaders:
+                continue
+            metrics = self.evaluate(role)
+            self.log({"step": step, "split": role, **{k: v for k, v in metrics.items() if k != "confusion"}})
+            if role == "dev" and self._better(metrics[self.task.metric]):
+                self.progress.best_value, self.progress.best_step = metrics[self.task.metric], step
+                self.save("dev-best.ckpt")
+        weights = self.model.featurizer.layer_weights()
+        if weights is not None:
+            for layer, w in zip(weights["layers"], weights["weights"], strict=True):
+                self.writer.add_scalar(f"featurizer/layer_{layer}", w, step)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self, on_step=None) -> None:
+        runner = self.config.runner
+        accumulate = runner.gradient_accumulate_steps
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        micro, started = 0, time.perf_counter()
+        progress = self.progress
+        sampler = self.train_loader.batch_sampler
+        while self.progress.step < runner.total_steps:
+            sampler.set_epoch(self.progress.epoch, self.progress.batch_in_epoch)
+            for batch in self.train_loader:
+                self.progress.batch_in_epoch += 1
+                batch = _to(batch, self.device)
+                logits, _ = self.model(batch)
+                loss = self.task.loss(logits, batch["targets"])
+                (loss / accumulate).backward()
+                progress.loss_sum += float(loss.detach())
+                progress.loss_count += 1
+                micro += 1
+                if micro % accumulate:
+                    continue
+                params = [p for p in self.model.parameters() if p.requires_grad]
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, runner.gradient_clipping)
+                if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
+                    self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+                self.progress.step += 1
+                step = self.progress.step
+                if step % runner.log_step == 0:
+                    rate = runner.log_step / (time.perf_counter() - started)
+                    self.log({"step": step, "split": "train", "loss": progress.loss_sum / progress.loss_count,
+                              "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate})
+                    progress.loss_sum, progress.loss_count, started = 0.0, 0, time.perf_counter()
+                if step % runner.eval_step == 0:
+                    self._eval_round()
+                if step % runner.save_step == 0:
+                    self.save(f"states-{step}.ckpt")
+                    self._prune()
+                if on_step is not None:
+                    on_step(step)
+                if step >= runner.total_steps:
+                    break
+            else:
+                self.progress.epoch += 1
+                self.progress.batch_in_epoch = 0
+                continue
+            break
+        if self.progress.best_step is None:  # never scored on dev: score the final model
+            self._eval_round()
+        if self._writer is not None:
+            self._writer.flush()
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint as plain data; never unpickles code."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a superb checkpoint ({str(exc).splitlines()[0]})") from None

@@ -1,0 +1,79 @@
+"""Task configs and s3prl-style ``-o`` overrides: literals only, unknown keys fail with a suggestion."""
+
+from __future__ import annotations
+
+import pytest
+
+from superb.errors import ConfigError
+from superb.registry import TASKS
+from superb.train.config import Config, build, default_config_path, load_config, load_yaml, parse_overrides
+
+
+def test_parse_overrides_literals_and_nesting():
+    parsed = parse_overrides("config.optimizer.lr=1.0e-3,,config.runner.total_steps=2000,,"
+                             "config.runner.eval_dataloaders=[dev, test],,config.optimizer.name=AdamW,,"
+                             "data.crop_seconds=null")
+    assert parsed == [(["optimizer", "lr"], 1.0e-3), (["runner", "total_steps"], 2000),
+                      (["runner", "eval_dataloaders"], ["dev", "test"]), (["optimizer", "name"], "AdamW"),
+                      (["data", "crop_seconds"], None)]
+
+
+def test_override_values_are_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    parsed = parse_overrides(f"config.optimizer.name=__import__('os').system('touch {marker}')")
+    assert parsed[0][1].startswith("__import__")  # kept as text
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="optimizer.name.*not one of|must be"):
+        from superb.train.trainer import make_optimizer
+
+        config = load_config(default_config_path("ks"), f"config.optimizer.name=__import__('os').system('touch {marker}')")
+        make_optimizer([], config.optimizer)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("task", ["ks", "sid", "ic", "er", "example"])
+def test_every_shipped_config_loads(task):
+    config = load_config(default_config_path(task))
+    assert config.runner.total_steps > 0 and config.optimizer.lr > 0
+    assert TASKS.canonical(task) == task
+
+
+def test_shipped_defaults_follow_s3prl():
+    ks = load_config(default_config_path("ks"))
+    assert (ks.runner.total_steps, ks.data.batch_size, ks.runner.gradient_accumulate_steps) == (200_000, 32, 1)
+    assert (ks.optimizer.name, ks.optimizer.lr, ks.runner.eval_step, ks.runner.save_step) == ("TorchAdam", 1e-4, 5000, 1000)
+    sid = load_config(default_config_path("sid"))
+    assert (sid.data.batch_size, sid.runner.gradient_accumulate_steps, sid.data.crop_seconds) == (8, 4, 8)
+    er = load_config(default_config_path("er"))
+    assert (er.runner.total_steps, er.data.batch_size, er.runner.gradient_accumulate_steps) == (30_000, 4, 8)
+    assert load_config(default_config_path("ic")).runner.save_step == 250
+
+
+def test_overrides_apply_and_are_type_checked():
+    config = load_config(default_config_path("ks"), "config.optimizer.lr=1e-2,,config.runner.total_steps=5")
+    assert config.optimizer.lr == 1e-2 and config.runner.total_steps == 5
+    with pytest.raises(ConfigError, match="must be an integer"):
+        load_config(default_config_path("ks"), "config.runner.total_steps=five")
+    with pytest.raises(ConfigError, match="must be true or false"):
+        load_config(default_config_path("ks"), "config.data.balanced=3")
+
+
+def test_unknown_keys_fail_with_a_suggestion():
+    with pytest.raises(ConfigError, match="unknown key 'totl_steps'. Did you mean 'total_steps'"):
+        load_config(default_config_path("ks"), "config.runner.totl_steps=5")
+    with pytest.raises(ConfigError, match="unknown key 'optimiser'. Did you mean 'optimizer'"):
+        load_config(default_config_path("ks"), "config.optimiser.lr=5")
+    with pytest.raises(ConfigError, match="expected config.BLOCK.KEY=VALUE"):
+        parse_overrides("config.runner.total_steps")
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runner: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_yaml(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("runner:\n  total_step: 3\n")
+    with pytest.raises(ConfigError, match="typo.yaml: runner: unknown key 'total_step'"):
+        load_config(typo)
+    assert build(Config, {}, "empty").runner.total_steps == 200_000
