@@ -1,8 +1,10 @@
-"""``make demo``: the main job on built-in data, on any machine, in a couple of minutes.
+"""``make demo``: the main job on built-in data, on any machine, in a few minutes.
 
-Synthesises a small Speech Commands corpus (official v0.01 layout, espeak-ng voices as speakers), then
-runs ``superb extract`` for ``fbank`` and for a tiny random-init ``wavlm`` into ``DEMO/stores`` and
-shows ``superb inspect`` for both. Rerunning reuses the corpus and finds the stores complete.
+Synthesises a small Speech Commands corpus (official v0.01 layout, espeak-ng voices as speakers), runs
+``superb extract`` for ``fbank`` (s3prl's default, per-utterance CMVN), ``fbank`` without CMVN and a tiny
+random-init ``wavlm`` into ``DEMO/stores``, shows ``superb inspect``, trains the KS head on each store
+for a few hundred steps (``superb fit``) and prints ``superb report``. Rerunning reuses the corpus,
+finds the stores complete and the runs finished.
 
     python -m superb.testing.demo [DEMO_DIR]
 """
@@ -23,13 +25,29 @@ def run(folder: Path) -> None:
         print(f"synthesising a Speech Commands v0.01 corpus with espeak-ng in {corpus} …", flush=True)
         make_speech_commands(corpus, version="v0.01", per_word=10, speakers=5)
     stores = folder / "stores"
+    (folder / "fbank-no-cmvn.yaml").write_text("cmvn: false\n")
+    upstreams = {
+        "fbank": ["-u", "fbank"],
+        "fbank_no_cmvn": ["-u", "fbank", "-g", str(folder / "fbank-no-cmvn.yaml")],
+        "wavlm": ["-u", "wavlm", "--random-init", "tiny", "--seed", "0"],
+    }
     common = ["--corpus", "speech_commands", "--root", str(train_root)]
-    for upstream, extra in (("fbank", []), ("wavlm", ["--random-init", "tiny", "--seed", "0"])):
-        print(f"\n$ superb extract -u {upstream} {' '.join(extra + common)} --out {stores / upstream}", flush=True)
-        superb(["extract", "-u", upstream, *extra, *common, "--out", str(stores / upstream)])
-        print(f"\n$ superb inspect {stores / upstream / 'speech_commands'}", flush=True)
-        superb(["inspect", str(stores / upstream / "speech_commands")])
+    for name, flags in upstreams.items():
+        out = stores / name
+        _show(["extract", *flags, *common, "--out", str(out)])
+        _show(["inspect", str(out / "speech_commands")])
+    steps = "config.runner.total_steps=300,,config.runner.eval_step=100,,config.runner.save_step=100,,"
+    steps += "config.runner.log_step=100,,config.optimizer.lr=1e-3"
+    runs = folder / "result"
+    for name in upstreams:
+        expdir = runs / f"ks_{name}"
+        _show(["fit", "-d", "ks", "--features", str(stores / name), "-p", str(expdir), "-a", "-o", steps])
+    _show(["report", str(runs), "--out", str(folder / "report")])
 
+
+def _show(argv: list[str]) -> None:
+    print(f"\n$ superb {' '.join(argv)}", flush=True)
+    superb(argv)
 
 if __name__ == "__main__":
     run(Path(sys.argv[1] if len(sys.argv) > 1 else "demo"))

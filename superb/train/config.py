@@ -50,7 +50,7 @@ class DataConfig:
     test: str = "test"
     batch_size: int = 32
     eval_batch_size: int = 32
-    num_workers: int = 2
+    num_workers: int = 2  # threads that build batches ahead (reading and padding release the GIL)
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
     crop_seconds: float | None = None  # random train crops (SID: 8 s), on frames
     balanced: bool = False  # class-balanced sampling of train (KS)

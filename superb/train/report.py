@@ -15,7 +15,6 @@ import json
 import math
 import os
 import textwrap
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,12 +47,13 @@ class Upstream:
     ckpt: str | None
     sha256: str | None
     random_init: str | None
+    options: tuple[tuple[str, str], ...] = ()  # the upstream's options (e.g. fbank's cmvn), sorted
 
     @property
-    def key(self) -> tuple[str, str]:
-        """Identity: weights, not paths, so one checkpoint copied to two places is one row."""
+    def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """Identity: weights and options, not paths, so one checkpoint copied to two places is one row."""
         ident = self.sha256 or (f"RANDOM {self.random_init}" if self.random_init else self.ckpt or "")
-        return self.name, ident
+        return self.name, ident, self.options
 
     @property
     def label(self) -> str:
@@ -140,7 +140,8 @@ def _upstream(data: dict, where: Path) -> Upstream:
     name = _field(block, "name", (str,), where, required=True, within="upstream.")
     ckpt, sha256, random_init = (_field(block, k, (str,), where, within="upstream.")
                                  for k in ("ckpt", "ckpt_sha256", "random_init"))
-    return Upstream(name, ckpt, sha256, random_init)
+    options = _field(block, "options", (dict,), where, within="upstream.") or {}
+    return Upstream(name, ckpt, sha256, random_init, tuple(sorted((str(k), str(v)) for k, v in options.items())))
 
 
 def _list(data: dict, key: str, kinds: tuple[type, ...], where: Path) -> list:
@@ -321,11 +322,22 @@ def _cell(runs: list[Run], column: Column, select_on: str) -> Cell:
     return Cell(mean, chosen, sum(n for _, n in picks), len(values))
 
 
-def _labels(upstreams: list[Upstream]) -> dict[tuple[str, str], str]:
-    """Readable row names, with a checksum prefix only where two sets of weights share a name."""
-    names = Counter(u.label for u in upstreams)
-    return {u.key: u.label if names[u.label] == 1 else f"{u.label} @{(u.sha256 or '')[:8] or u.ckpt}"
-            for u in upstreams}
+def _labels(upstreams: list[Upstream]) -> dict[tuple, str]:
+    """Readable row names; where two rows share a name, the options that differ, else a checksum prefix."""
+    groups: dict[str, list[Upstream]] = {}
+    for u in upstreams:
+        groups.setdefault(u.label, []).append(u)
+    out = {}
+    for label, group in groups.items():
+        for u in group:
+            if len(group) == 1:
+                out[u.key] = label
+                continue
+            differing = [f"{k}={v}" for k, v in u.options
+                         if any(dict(o.options).get(k) != v for o in group if o is not u)]
+            out[u.key] = f"{label} [{', '.join(differing)}]" if differing else \
+                f"{label} @{(u.sha256 or '')[:8] or u.ckpt}"
+    return out
 
 
 def build_table(runs: list[Run]) -> Table:

@@ -281,7 +281,9 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     results = {
         "task": trainer.task.name, "protocol": "dev", "best_step": trainer.progress.best_step,
         "dev": scores.get("dev", {}), "test": scores.get("test", {}),
-        "upstream": {k: upstream.get(k) for k in ("name", "ckpt", "ckpt_sha256", "random_init")},
+        "upstream": {**{k: upstream.get(k) for k in ("name", "ckpt", "ckpt_sha256", "random_init")},
+                     "options": upstream.get("config") if upstream.get("ckpt_sha256") is None
+                     else upstream.get("options")},
         "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
         "layer": trainer.config.featurizer.layer, "lr": trainer.config.optimizer.lr, "seed": args["seed"],
         "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),

@@ -1,0 +1,73 @@
+"""Fit benchmark: training steps per second from the store ÷ on the fly, same head, batch and machine.
+
+The on-the-fly baseline runs a frozen random-init WavLM (Base by default) inside every step, as s3prl's
+runner does; the store path reads the same model's stored hidden states. Both train the KS head
+(Linear → mean-pool → Linear over the weighted sum of 13 × 768 hidden states), batch 32 × 1 s, no
+gradient accumulation. Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU).
+
+    python benchmarks/fit.py [--size base] [--steps 40] [--otf-steps 6] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from superb.extract.extraction import ExtractRequest, extract
+from superb.testing.corpora import make_speech_commands
+from superb.train.runner import FitArgs, fit
+
+
+def timed_fit(args: FitArgs, steps: int, warmup: int) -> float:
+    """Steps per second over steps ``warmup+1 … steps`` (the first ones warm caches and workers)."""
+    stamps: dict[int, float] = {}
+    fit(args, on_step=lambda step: stamps.__setitem__(step, time.perf_counter()))
+    return (steps - warmup) / (stamps[steps] - stamps[warmup])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="base", choices=["tiny", "base", "large"])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--otf-steps", type=int, default=6)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="superb-fit-bench-"))
+    try:
+        train_root, _ = make_speech_commands(work / "corpus", per_word=16, speakers=5)
+        extract(ExtractRequest(upstream="wavlm", corpus="speech_commands", root=train_root, out=work / "stores",
+                               random_init=args.size, device=args.device, progress=False))
+
+        def run(name: str, steps: int, warmup: int, **kw) -> float:
+            override = (f"config.runner.total_steps={steps},,config.runner.eval_step={10 * steps},,"
+                        f"config.runner.save_step={10 * steps},,config.runner.log_step={steps},,"
+                        f"config.data.batch_size=32,,config.data.num_workers={args.workers}")
+            fit_args = FitArgs(task="ks", expdir=str(work / "runs" / name), override=override, seed=0,
+                               device=args.device, **kw)
+            return timed_fit(fit_args, steps, warmup)
+
+        store = run("store", args.steps, 5, features=str(work / "stores"))
+        preload = run("preload", args.steps, 5, features=str(work / "stores"), preload=True)
+        otf = run("otf", args.otf_steps, 1, upstream="wavlm", random_init=args.size, root=str(train_root))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else \
+        f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    print(f"\nmachine: {device}; torch {torch.__version__}; KS head, batch 32 x 1 s, WavLM {args.size} "
+          f"(random init, 13 x 768 for Base)\n")
+    print("| path | steps/s | ratio to on the fly | goal |")
+    print("|---|---|---|---|")
+    print(f"| on the fly, frozen upstream (baseline) | {otf:.3f} | 1 | |")
+    print(f"| from the store (Zarr, {args.workers} loader workers) | {store:.2f} | {store / otf:.1f}x | >= 30x |")
+    print(f"| from the store, --preload | {preload:.2f} | {preload / otf:.1f}x | >= 30x |")
+
+
+if __name__ == "__main__":
+    main()
