@@ -206,7 +206,11 @@ class Trainer:
                 self.writer.add_scalar(f"featurizer/layer_{layer}", w, step)
 
     # -- the loop ---------------------------------------------------------------------------------
-    def fit(self, on_step=None) -> None:
+    def fit(self, on_step=None, show_progress: bool = True) -> None:
+        with _StepBar(show_progress, self.progress.step, self.config.runner.total_steps) as bar:
+            self._fit(on_step, bar)
+
+    def _fit(self, on_step, bar) -> None:
         runner = self.config.runner
         accumulate = runner.gradient_accumulate_steps
         self.model.train()
@@ -245,6 +249,7 @@ class Trainer:
                 if step % runner.save_step == 0:
                     self.save(f"states-{step}.ckpt")
                     self._prune()
+                bar(step, self.progress)
                 if on_step is not None:
                     on_step(step)
                 if step >= runner.total_steps:
@@ -258,6 +263,38 @@ class Trainer:
             self._eval_round()
         if self._writer is not None:
             self._writer.flush()
+
+
+class _StepBar:
+    """Steps, steps per second and ETA on stderr; the best dev metric so far in the description."""
+
+    def __init__(self, enabled: bool, start: int, total: int):
+        self.enabled, self.start, self.total = enabled, start, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda step, progress: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+        self.task = self.bar.add_task("train", total=self.total, completed=self.start, rate="")
+        self.bar.start()
+
+        def update(step: int, progress: Progress) -> None:
+            best = "" if progress.best_value is None else f" best dev {progress.best_value:.4f}@{progress.best_step}"
+            speed = self.bar.tasks[0].speed
+            self.bar.update(self.task, completed=step, description=f"train{best}",
+                            rate=f"{speed:.2f} steps/s" if speed else "")
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

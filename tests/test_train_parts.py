@@ -1,0 +1,109 @@
+"""Trainer parts without a full run: featurizer, batch plans, crops, preload, loader, task registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from superb.errors import ConfigError
+from superb.registry import TASKS
+from superb.train.data import Item, Loader, StoreItems, TrainBatches, collate, eval_batches
+from superb.train.featurizer import Featurizer
+
+
+def test_featurizer_weighted_sum_starts_equal_and_single_layer_selects():
+    hidden = torch.randn(2, 5, 3, 4)
+    weighted = Featurizer([0, 1, 2])
+    torch.testing.assert_close(weighted(hidden), hidden.mean(2))
+    assert weighted.layer_weights() == {"layers": [0, 1, 2], "weights": pytest.approx([1 / 3] * 3)}
+    single = Featurizer([0, 4, 8], layer=8)
+    torch.testing.assert_close(single(hidden), hidden[:, :, 2])
+    assert single.layer_weights() is None and not list(single.parameters())
+    with pytest.raises(ConfigError, match="layer 5 is not in the store"):
+        Featurizer([0, 4, 8], layer=5)
+
+
+def test_train_batches_are_a_function_of_seed_and_epoch():
+    lengths = list(np.random.default_rng(0).integers(10, 500, size=103))
+    a, b = TrainBatches(lengths, 8, seed=1), TrainBatches(lengths, 8, seed=1)
+    assert a.batches(0) == b.batches(0) and a.batches(0) != a.batches(1)
+    assert a.batches(0) != TrainBatches(lengths, 8, seed=2).batches(0)
+    flat = sorted(k for batch in a.batches(0) for k, _ in batch)
+    assert flat == list(range(103))  # a permutation: every item once per epoch
+    a.set_epoch(3, start=4)
+    assert list(a) == a.batches(3)[4:]  # resuming skips the finished batches, no more, no less
+    pools = [sorted(lengths[k] for k, _ in batch) for batch in a.batches(0)]
+    spread = np.mean([p[-1] - p[0] for p in pools])
+    assert spread < 0.5 * (max(lengths) - min(lengths))  # length-aware: little padding per batch
+
+
+def test_balanced_batches_draw_classes_evenly():
+    classes = [0] * 900 + [1] * 90 + [2] * 10
+    sampler = TrainBatches([100] * 1000, 50, seed=0, classes=classes)
+    drawn = np.bincount([classes[k] for batch in sampler.batches(0) for k, _ in batch], minlength=3)
+    assert drawn.sum() == 1000 and all(250 < n < 420 for n in drawn), drawn
+
+
+def test_eval_batches_cover_everything_once_sorted():
+    lengths = [5, 1, 9, 3]
+    batches = eval_batches(lengths, 3)
+    assert [k for batch in batches for k, _ in batch] == [1, 3, 0, 2]
+
+
+class _FakeView:
+    def __init__(self, frames: list[int]):
+        self.offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
+        self.values = np.arange(self.offsets[-1] * 2, dtype=np.float16).reshape(-1, 1, 2)
+        self.done = np.ones(len(frames), dtype=bool)
+        self.ids = np.array([f"u{i}" for i in range(len(frames))])
+
+    def read_frames(self, start: int, end: int) -> np.ndarray:
+        return self.values[start:end].copy()
+
+
+class _FakeStore:
+    path = "fake"
+
+    def __init__(self, frames: list[int]):
+        self.view = _FakeView(frames)
+
+    def split(self, name: str) -> _FakeView:
+        return self.view
+
+
+def test_crops_are_seeded_and_preload_gives_the_same_items():
+    store = _FakeStore([30, 5, 12])
+    items = [Item("train", i, (i,)) for i in range(3)]
+    lazy = StoreItems(store, items, crop_frames=10)
+    cached = StoreItems(store, items, crop_frames=10, preload=True)
+    x, target = lazy[(0, 7)]
+    assert x.shape == (10, 1, 2) and target == (0,)
+    np.testing.assert_array_equal(x, cached[(0, 7)][0])
+    starts = {int(lazy[(0, seed)][0][0, 0, 0]) // 2 for seed in range(40)}
+    assert len(starts) > 5 and all(0 <= s <= 20 for s in starts)  # random windows inside the utterance
+    assert lazy[(1, 7)][0].shape[0] == 5  # shorter than the crop: whole
+    store.view.done[2] = False
+    with pytest.raises(ConfigError, match="not extracted yet"):
+        StoreItems(store, items)
+
+
+def test_collate_pads_and_threaded_loader_keeps_order():
+    store = _FakeStore([3, 1, 4, 1, 5, 9, 2, 6])
+    data = StoreItems(store, [Item("train", i, (i % 2,)) for i in range(8)])
+    batch = collate([data[(0, 0)], data[(1, 0)]])
+    assert batch["features"].shape == (2, 3, 1, 2) and batch["lengths"].tolist() == [3, 1]
+    assert batch["features"][1, 1:].abs().sum() == 0 and batch["targets"].tolist() == [[0], [1]]
+    plan = eval_batches(data.lengths, 3)
+    inline = [b["lengths"].tolist() for b in Loader(data, plan, threads=0)]
+    threaded = [b["lengths"].tolist() for b in Loader(data, plan, threads=3, prefetch=2)]
+    assert inline == threaded == [[1, 1, 2], [3, 4, 5], [6, 9]]
+
+
+def test_s3prl_task_names_are_aliases():
+    assert TASKS.canonical("speech_commands") == "ks"
+    assert TASKS.canonical("voxceleb1") == "sid"
+    assert TASKS.canonical("fluent_commands") == "ic"
+    assert TASKS.canonical("emotion") == "er"
+    with pytest.raises(ConfigError, match="Did you mean 'sid'"):
+        TASKS.canonical("sidd")
