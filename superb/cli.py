@@ -69,7 +69,8 @@ def extract(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run UPSTREAM over a corpus once and store every requested layer (rerun to resume)."""
-    from superb.extract.extraction import ExtractRequest, extract as run
+    from superb.extract.extraction import ExtractRequest
+    from superb.extract.extraction import extract as run
     from superb.registry import UPSTREAMS
 
     corpus_options: dict[str, Any] = {}
@@ -95,10 +96,9 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """What a store holds: upstream, checksum, layers, dims, splits, utterances, bytes, completeness."""
-    from superb.stores.inspect import describe, render
-
-    from superb.stores.base import find_stores, open_store
     from superb.errors import StoreError
+    from superb.stores.base import find_stores, open_store
+    from superb.stores.inspect import describe, render
 
     paths = find_stores(store)
     if not paths:
@@ -143,7 +143,8 @@ def fit(
     workers: Annotated[Optional[int], typer.Option("--workers", help="data loader processes")] = None,
 ) -> None:
     """Train a downstream head from stored features (or on the fly with -u), resumable."""
-    from superb.train.runner import FitArgs, fit as run
+    from superb.train.runner import FitArgs
+    from superb.train.runner import fit as run
 
     args = FitArgs(
         task=task, features=str(features) if features else None, upstream=upstream,

@@ -11,7 +11,6 @@ utterance that straddles two blocks is computed in both; each block writes only 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -13,8 +13,8 @@ per-shard ``shard_done`` mask, never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

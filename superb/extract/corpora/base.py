@@ -10,7 +10,7 @@ To add a corpus: subclass ``Corpus``, set ``name``, ``version``, ``splits`` and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +50,17 @@ def utterance_from_file(uid: str, split: str, path: Path, meta: dict[str, Any] |
         num_samples=resampled_length(info.frames, info.sample_rate),
         meta=dict(meta or {}),
     )
+
+
+def layout_root(root: Path, holds_layout: Callable[[Path], bool], what: str) -> Path:
+    """``root`` if it holds the layout, else its one sub-folder that does (an archive's top folder)."""
+    if holds_layout(root):
+        return root
+    inner = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".") and holds_layout(p)]
+    if len(inner) > 1:
+        raise CorpusError(f"{root}: several {what} copies inside ({', '.join(p.name for p in inner)}); "
+                          "pass one of them as --root")
+    return inner[0] if inner else root
 
 
 class Corpus:

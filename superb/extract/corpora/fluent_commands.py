@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from superb.errors import CorpusError
-from superb.extract.corpora.base import Corpus, Utterance, utterance_from_file
+from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
 
 CSV_FILES = {"train": "train_data.csv", "dev": "valid_data.csv", "test": "test_data.csv"}
 COLUMNS = ("path", "speakerId", "transcription", "action", "object", "location")
@@ -36,14 +36,7 @@ class FluentCommands(Corpus):
     @property
     def base(self) -> Path:
         """The folder holding ``data/``: the root, or its one sub-folder that does."""
-        if _holds_layout(self.root):
-            return self.root
-        inner = [p for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith(".")
-                 and _holds_layout(p)]
-        if len(inner) > 1:
-            raise CorpusError(f"{self.root}: several Fluent Speech Commands copies inside "
-                              f"({', '.join(p.name for p in inner)}); pass one of them as --root")
-        return inner[0] if inner else self.root
+        return layout_root(self.root, _holds_layout, "Fluent Speech Commands")
 
     def utterances(self, splits: Sequence[str]) -> list[Utterance]:
         out: list[Utterance] = []

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import CorpusError
-from superb.extract.corpora.base import Corpus, Utterance, utterance_from_file
+from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
 
 SESSIONS = tuple(f"Session{n}" for n in range(1, 6))
 LABELS = {"neu": "neu", "hap": "hap", "exc": "hap", "ang": "ang", "sad": "sad"}  # original -> SUPERB class
@@ -52,14 +52,7 @@ class Iemocap(Corpus):
     @property
     def base(self) -> Path:
         """The folder holding ``SessionN/``: the root, or its one sub-folder that does (``IEMOCAP_full_release``)."""
-        if _holds_layout(self.root):
-            return self.root
-        inner = [p for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith(".")
-                 and _holds_layout(p)]
-        if len(inner) > 1:
-            raise CorpusError(f"{self.root}: several IEMOCAP copies inside ({', '.join(p.name for p in inner)}); "
-                              "pass one of them as --root")
-        return inner[0] if inner else self.root
+        return layout_root(self.root, _holds_layout, "IEMOCAP")
 
     def utterances(self, splits: Sequence[str]) -> list[Utterance]:
         out: list[Utterance] = []

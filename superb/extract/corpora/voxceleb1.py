@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import CorpusError
-from superb.extract.corpora.base import Corpus, Utterance, utterance_from_file
+from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
 
 SPLIT_CODES = {"1": "train", "2": "dev", "3": "test"}
 IDEN_SPLIT = "iden_split.txt"
@@ -39,14 +39,7 @@ class VoxCeleb1(Corpus):
     @property
     def base(self) -> Path:
         """The folder holding the layout: the root, or its one sub-folder that does (``ROOT/VoxCeleb1``)."""
-        if _holds_layout(self.root):
-            return self.root
-        inner = [p for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith(".")
-                 and _holds_layout(p)]
-        if len(inner) > 1:
-            raise CorpusError(f"{self.root}: several VoxCeleb1 copies inside ({', '.join(p.name for p in inner)}); "
-                              "pass one of them as --root")
-        return inner[0] if inner else self.root
+        return layout_root(self.root, _holds_layout, "VoxCeleb1")
 
     def meta_file(self, name: str) -> Path:
         """``BASE/NAME`` or ``BASE/meta/NAME`` (e.g. ``iden_split.txt``, ``veri_test.txt``)."""

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import ast
 import io
-from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 import pickletools
 import zipfile
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from pathlib import Path
 from typing import Any
 
