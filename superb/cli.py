@@ -130,10 +130,10 @@ def fit(
     name: Annotated[Optional[str], typer.Option("-n", "--name", help="expdir result/downstream/NAME")] = None,
     expdir: Annotated[Optional[Path], typer.Option("-p", "--expdir")] = None,
     config: Annotated[Optional[Path], typer.Option("-c", "--config", help="default: the task's YAML")] = None,
-    override: Annotated[Optional[str], typer.Option("-o", "--override",
-                                                    help="config.optimizer.lr=1e-3,,config.runner.total_steps=2000")] = None,
+    override: Annotated[Optional[str], typer.Option(
+        "-o", "--override", help="config.optimizer.lr=1e-3,,config.runner.total_steps=2000")] = None,
     past_exp: Annotated[Optional[Path], typer.Option("-e", "--past-exp", help="resume from this ckpt/dir")] = None,
-    auto_resume: Annotated[bool, typer.Option("-a", "--auto-resume", help="resume the expdir if it has a ckpt")] = False,
+    auto_resume: Annotated[bool, typer.Option("-a", "--auto-resume", help="resume the expdir's run")] = False,
     init_ckpt: Annotated[Optional[Path], typer.Option("-i", "--init-ckpt", help="load weights only")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     layer: Annotated[Optional[int], typer.Option("-l", "--layer", help="use one hidden state only")] = None,

@@ -26,7 +26,8 @@ def test_override_values_are_never_executed(tmp_path):
     with pytest.raises(ConfigError, match="optimizer.name.*not one of|must be"):
         from superb.train.trainer import make_optimizer
 
-        config = load_config(default_config_path("ks"), f"config.optimizer.name=__import__('os').system('touch {marker}')")
+        text = f"config.optimizer.name=__import__('os').system('touch {marker}')"
+        config = load_config(default_config_path("ks"), text)
         make_optimizer([], config.optimizer)
     assert not marker.exists()
 
@@ -41,7 +42,8 @@ def test_every_shipped_config_loads(task):
 def test_shipped_defaults_follow_s3prl():
     ks = load_config(default_config_path("ks"))
     assert (ks.runner.total_steps, ks.data.batch_size, ks.runner.gradient_accumulate_steps) == (200_000, 32, 1)
-    assert (ks.optimizer.name, ks.optimizer.lr, ks.runner.eval_step, ks.runner.save_step) == ("TorchAdam", 1e-4, 5000, 1000)
+    assert (ks.optimizer.name, ks.optimizer.lr) == ("TorchAdam", 1e-4)
+    assert (ks.runner.eval_step, ks.runner.save_step) == (5000, 1000)
     sid = load_config(default_config_path("sid"))
     assert (sid.data.batch_size, sid.runner.gradient_accumulate_steps, sid.data.crop_seconds) == (8, 4, 8)
     er = load_config(default_config_path("er"))

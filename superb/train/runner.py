@@ -132,6 +132,8 @@ def build_run(args: FitArgs, config: Config) -> Built:
     """Task, data and model of a run, from a store or (with ``-u``) from the corpus on the fly."""
     task = TASKS.get(args.task)
     torch.manual_seed(args.seed)  # head initialisation: reruns with the same seed match
+    if args.features and args.upstream:
+        raise ConfigError("give --features STORE (stored features) or -u UPSTREAM --root DIR (on the fly), not both")
     if args.features:
         store = open_store(find_task_store(Path(args.features), task.corpus))
         prepared = task.prepare(store, config, args.seed)
