@@ -79,3 +79,23 @@ def test_yaml_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match="typo.yaml: runner: unknown key 'total_step'"):
         load_config(typo)
     assert build(Config, {}, "empty").runner.total_steps == 200_000
+
+
+def test_cross_field_checks():
+    with pytest.raises(ConfigError, match="runner.eval_step must be at least 1"):
+        load_config(default_config_path("ks"), "config.runner.eval_step=0")
+    with pytest.raises(ConfigError, match="eval_dataloaders has 'valid'"):
+        load_config(default_config_path("ks"), "config.runner.eval_dataloaders=[valid]")
+    with pytest.raises(ConfigError, match="scheduler 'cosine'"):
+        load_config(default_config_path("ks"), "config.optimizer.scheduler=cosine")
+
+
+def test_learning_rate_schedules():
+    from superb.train.config import OptimizerConfig
+    from superb.train.trainer import lr_factor
+
+    s3prl = OptimizerConfig(scheduler="linear_schedule_with_warmup", warmup_steps=10)
+    assert [lr_factor(s, s3prl, 110) for s in (0, 5, 10, 60, 110, 120)] == [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+    constant = OptimizerConfig()
+    assert lr_factor(0, constant, 100) == lr_factor(99, constant, 100) == 1.0
+    assert load_config(default_config_path("example")).optimizer.scheduler == "linear_schedule_with_warmup"

@@ -184,3 +184,31 @@ def test_bad_runs_fail_in_one_line(ks_stores, ks_run, tmp_path):
     torch.save(ckpt, tmp_path / "moved.ckpt")
     line = one_error_line(superb("evaluate", "-e", str(tmp_path / "moved.ckpt"), "-t", "dev"))
     assert "differs" in line and args.exists()
+
+
+def test_resuming_from_an_earlier_checkpoint_forgets_the_later_run(ks_stores, tmp_path):
+    expdir = tmp_path / "run"
+    args = ["fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"), "-p", str(expdir), "-o",
+            "config.runner.total_steps=60,,config.runner.save_step=20,,config.runner.eval_step=20,,"
+            "config.runner.log_step=20,,config.runner.max_keep=5,,config.optimizer.lr=1e-3"]
+    assert superb(*args).returncode == 0
+    first = results(expdir)
+    log = (expdir / "log.jsonl").read_text()
+    again = superb("fit", "-d", "ks", "-e", str(expdir / "states-20.ckpt"))
+    assert again.returncode == 0, again.stderr
+    assert results(expdir) == first
+    strip = lambda text: [{k: v for k, v in json.loads(x).items() if k != "steps_per_s"} for x in text.splitlines()]  # noqa: E731
+    assert strip((expdir / "log.jsonl").read_text()) == strip(log)  # no record twice
+
+
+def test_auto_resume_without_a_checkpoint_starts_clean(ks_stores, tmp_path):
+    expdir = tmp_path / "run"
+    expdir.mkdir()
+    (expdir / "log.jsonl").write_text('{"step": 5, "split": "train", "loss": 99.0}\n')
+    (expdir / "results.json").write_text("{}")
+    args = ["fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"), "-p", str(expdir), "-o",
+            "config.runner.total_steps=10,,config.runner.eval_step=5,,config.runner.log_step=5"]
+    assert "already holds a run" in one_error_line(superb(*args))
+    result = superb(*args, "-a")
+    assert result.returncode == 0, result.stderr
+    assert "99.0" not in (expdir / "log.jsonl").read_text() and results(expdir)["task"] == "ks"

@@ -151,3 +151,29 @@ def test_open_store_errors(tmp_path):
     zarr.open_group(str(tmp_path / "foreign"), mode="w")
     with pytest.raises(StoreError, match="no format_version"):
         open_store(tmp_path / "foreign")
+
+
+def test_fast_reader_is_thread_safe_across_many_shards(tmp_path):
+    """Threads share one reader (the training loader does): >64 shards forces descriptor turnover."""
+    import threading
+
+    arr = zarr.create_array(str(tmp_path / "a"), shape=(100 * 8, 1, 4), dtype="float16", chunks=(4, 1, 4),
+                            shards=(8, 1, 4), compressors=None, config={"write_empty_chunks": True})
+    values = (np.arange(100 * 8 * 4) % 2000).astype(np.float16).reshape(-1, 1, 4)
+    arr[:] = values
+    fast = FastFrameReader.open(tmp_path / "a")
+    wrong = []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(4000):
+            start = int(rng.integers(0, 790))
+            if not np.array_equal(fast.read(start, start + 6), values[start : start + 6]):
+                wrong.append(start)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

@@ -36,6 +36,17 @@ def _staging(path: Path) -> Path:
     return path.with_name(path.name + ".staging")
 
 
+def _trash(staging: Path) -> Path:
+    return staging.with_name(staging.name + ".trash")
+
+
+def _discard(staging: Path) -> None:
+    """Rename, then delete: a kill mid-delete leaves a trash folder, never a half staging store."""
+    trash = _trash(staging)
+    os.replace(staging, trash)
+    shutil.rmtree(trash)
+
+
 def _read_attrs(handle: h5py.File) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in handle.attrs.items()}
 
@@ -53,6 +64,9 @@ class Hdf5Writer(ZarrWriter):
     def __init__(self, path: Path):
         self.final = Path(path)
         super().__init__(_staging(self.final))
+        trash = _trash(self.path)
+        if trash.exists():  # a kill while discarding a published staging store
+            shutil.rmtree(trash)
 
     def existing_attrs(self) -> dict[str, Any] | None:
         staged = super().existing_attrs()
@@ -94,7 +108,7 @@ class Hdf5Writer(ZarrWriter):
             for source in sources:
                 source.close()
         os.replace(partial, self.final)
-        shutil.rmtree(self.path)
+        _discard(self.path)
 
 
 def _publish(sources: list[FeatureStore], target: Path) -> None:
@@ -105,6 +119,7 @@ def _publish(sources: list[FeatureStore], target: Path) -> None:
         for name in source.splits:
             splits[name] = source
     attrs["splits"] = list(splits)
+    attrs["manifest"] = "manifest"
     records = [r for name, src in splits.items() for r in src.manifest() if r["split"] == name]
     with h5py.File(target, "w") as out:
         for key, value in attrs.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,26 @@ def _expected_codecs(meta: dict[str, Any]) -> tuple[list[int], list[int]] | None
     return shard, inner
 
 
+class _Descriptors(dict):
+    """A thread's open shard files; closed when the thread (and its thread-local storage) goes away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid = os.getpid()
+
+    def close_all(self) -> None:
+        if self.pid == os.getpid():
+            for fd in self.values():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.clear()
+
+    def __del__(self) -> None:
+        self.close_all()
+
+
 class FastFrameReader:
     """Reads frame ranges ``[start, end)`` of a ``[frames, layers, dim]`` array written by superb."""
 
@@ -60,7 +81,7 @@ class FastFrameReader:
         self.chunks_per_shard = self.shard_frames // self.chunk_frames
         self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self._index: dict[int, np.ndarray] = {}
-        self._fds: dict[int, int] = {}
+        self._local = threading.local()  # descriptors per thread: one closing never hits another's read
         self._pid = os.getpid()
 
     @classmethod
@@ -77,13 +98,16 @@ class FastFrameReader:
 
     def _fd(self, shard: int) -> int:
         if self._pid != os.getpid():  # after fork: own descriptors and caches
-            self._fds, self._index, self._pid = {}, {}, os.getpid()
-        fd = self._fds.get(shard)
+            self._local, self._index, self._pid = threading.local(), {}, os.getpid()
+        fds = getattr(self._local, "fds", None)
+        if fds is None:
+            fds = self._local.fds = _Descriptors()
+        fd = fds.get(shard)
         if fd is None:
             fd = os.open(self.path / "c" / str(shard) / "0" / "0", os.O_RDONLY)
-            if len(self._fds) >= 64:
-                os.close(self._fds.pop(next(iter(self._fds))))
-            self._fds[shard] = fd
+            if len(fds) >= 64:
+                os.close(fds.pop(next(iter(fds))))
+            fds[shard] = fd
         return fd
 
     def _shard_index(self, shard: int) -> np.ndarray:
@@ -95,9 +119,8 @@ class FastFrameReader:
                 return np.full((self.chunks_per_shard, 2), _EMPTY, dtype=np.uint64)
             size = os.fstat(fd).st_size
             nbytes = 16 * self.chunks_per_shard
-            raw = os.pread(fd, nbytes + 4, size - nbytes - 4)
-            (crc,) = struct.unpack("<I", raw[nbytes:])
-            if len(raw) != nbytes + 4 or google_crc32c.value(raw[:nbytes]) != crc:
+            raw = os.pread(fd, nbytes + 4, max(size - nbytes - 4, 0))
+            if len(raw) != nbytes + 4 or google_crc32c.value(raw[:nbytes]) != struct.unpack("<I", raw[nbytes:])[0]:
                 raise OSError(f"{self.path}: shard {shard} index is corrupt")
             index = np.frombuffer(raw[:nbytes], dtype="<u8").reshape(-1, 2)
             self._index[shard] = index
@@ -139,13 +162,7 @@ class FastFrameReader:
             raise OSError(f"{self.path}: short read in shard {shard}")
 
     def close(self) -> None:
-        if self._pid == os.getpid():
-            for fd in self._fds.values():
-                os.close(fd)
-        self._fds = {}
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        """Close this thread's descriptors (other threads' close when those threads end)."""
+        fds = getattr(self._local, "fds", None)
+        if fds is not None:
+            fds.close_all()

@@ -94,20 +94,26 @@ class ZarrWriter:
             _write_column(group, "shard_done", np.zeros(data.layout.num_shards, dtype=bool))
             if data.layout.num_shards == 0:  # nothing to compute: every (empty) utterance is done
                 self._write_done(name, data.layout, np.zeros(0, dtype=bool))
-        # The manifest covers old and new splits; the split list is written last, so a split appears
-        # to readers only once its arrays and manifest rows exist.
+        # The manifest covers old and new splits. It is written as a new group, and the attribute that
+        # names it is switched together with the split list (one atomic zarr.json write): a kill at
+        # any point leaves either the old manifest and splits or the new ones, never a partial one.
         records = self._existing_records(existing)
         for name in new:
             records.extend(splits[name].records)
-        manifest = root.create_group("manifest", overwrite=True)
+        old_manifest = root.attrs.get("manifest", "manifest")
+        manifest_name = f"manifest-{len(existing) + len(new)}"
+        manifest = root.create_group(manifest_name, overwrite=True)
         for column, values in manifest_columns(records).items():
             _write_column(manifest, column, values)
-        root.attrs["splits"] = existing + new
+        root.attrs.update({"manifest": manifest_name, "splits": existing + new})
+        if old_manifest != manifest_name and old_manifest in root:
+            del root[old_manifest]
 
     def _existing_records(self, names: list[str]) -> list[dict[str, Any]]:
-        if not names or "manifest" not in self.root:
+        if not names:
             return []
-        columns = {c: self.root["manifest"][c][:] for c in MANIFEST_COLUMNS}
+        group = self.root[self.root.attrs.get("manifest", "manifest")]
+        columns = {c: group[c][:] for c in MANIFEST_COLUMNS}
         return [r for r in records_from_columns(columns) if r["split"] in names]
 
     def records(self, split: str) -> list[dict[str, Any]]:
@@ -160,7 +166,7 @@ class ZarrStore(FeatureStore):
 
     def manifest(self) -> list[dict[str, Any]]:
         if self._records is None:
-            group = self._root["manifest"]
+            group = self._root[self.attrs.get("manifest", "manifest")]
             columns = {c: group[c][:] for c in MANIFEST_COLUMNS}
             self._records = [r for r in records_from_columns(columns) if r["split"] in self.splits]
         return self._records

@@ -295,17 +295,20 @@ class VoxUtterance:
 
 
 def voxceleb1_plan(speakers: int = 6, videos: int = 2, utts_per_video: int = 3,
-                   test_speakers: int = 2) -> list[VoxUtterance]:
+                   test_speakers: int = 2, iden_test_utts: int = 1) -> list[VoxUtterance]:
     """The files ``make_voxceleb1`` writes, in ``iden_split.txt`` order.
 
     The last ``test_speakers`` of ``speakers`` live in the test archive (as VoxCeleb1's 40 do); each speaker's
-    last utterance is identification test (3), the one before dev (2), the rest train (1), so every speaker
-    is in all three splits as in the real ``iden_split.txt``.
+    last ``iden_test_utts`` utterances are identification test (3), the one before dev (2), the rest train
+    (1), so every speaker is in all three splits as in the real ``iden_split.txt``.
     """
     per_speaker = videos * utts_per_video
-    if per_speaker < 3 or not 0 <= test_speakers <= speakers:
-        raise ValueError(f"need videos * utts_per_video >= 3 (got {per_speaker}) and 0 <= test_speakers "
-                         f"<= speakers (got {test_speakers}, {speakers})")
+    if iden_test_utts < 1:
+        raise ValueError(f"need iden_test_utts >= 1, got {iden_test_utts}")
+    if per_speaker < iden_test_utts + 2 or not 0 <= test_speakers <= speakers:
+        raise ValueError(f"need videos * utts_per_video >= {iden_test_utts + 2} (got {per_speaker}) and 0 <= "
+                         f"test_speakers <= speakers (got {test_speakers}, {speakers})")
+    first_test = per_speaker - iden_test_utts
     plan = []
     for k in range(speakers):
         tree = "test" if k >= speakers - test_speakers else "dev"
@@ -315,13 +318,13 @@ def voxceleb1_plan(speakers: int = 6, videos: int = 2, utts_per_video: int = 3,
             video = _token(f"vox-{speaker}-{v}", 11)
             for u in range(utts_per_video):
                 i = v * utts_per_video + u
-                code = 3 if i == per_speaker - 1 else 2 if i == per_speaker - 2 else 1
+                code = 3 if i >= first_test else 2 if i == first_test - 1 else 1
                 plan.append(VoxUtterance(tree, f"{speaker}/{video}/{u + 1:05d}.wav", code, k))
     return plan
 
 
 def make_voxceleb1(root: str | Path, speakers: int = 6, videos: int = 2, utts_per_video: int = 3,
-                   test_speakers: int = 2) -> Path:
+                   test_speakers: int = 2, iden_test_utts: int = 1) -> Path:
     """Write ``ROOT/{dev,test}/wav/idNNNNN/VIDEO/NNNNN.wav``, ``iden_split.txt``, ``veri_test.txt``; return ``root``.
 
     Files and splits as in ``voxceleb1_plan``; a speaker is ``voice(k)``, each utterance a different sentence.
@@ -329,7 +332,7 @@ def make_voxceleb1(root: str | Path, speakers: int = 6, videos: int = 2, utts_pe
     speaker (1) and with the same position of the next test speaker (0), so trials are balanced.
     """
     root = Path(root)
-    plan = voxceleb1_plan(speakers, videos, utts_per_video, test_speakers)
+    plan = voxceleb1_plan(speakers, videos, utts_per_video, test_speakers, iden_test_utts)
     jobs = []
     for n, item in enumerate(plan):
         text = _SENTENCES[(5 * item.speaker_index + n) % len(_SENTENCES)].lower()
@@ -388,17 +391,22 @@ class FscUtterance:
     location: str
 
 
-def fluent_commands_plan(speakers: int = 6, per_intent: int = 1) -> list[FscUtterance]:
+def fluent_commands_plan(speakers: int = 6, per_intent: int = 1, test_speakers: int = 1) -> list[FscUtterance]:
     """The rows ``make_fluent_commands`` writes: every speaker says every intent ``per_intent`` times.
 
-    Speakers are disjoint across CSVs as in the real corpus: the last one is ``test``, the one before
-    ``valid``, the rest ``train``.
+    Speakers are disjoint across CSVs as in the real corpus: the last ``test_speakers`` are ``test``, the
+    one before ``valid``, the rest ``train``.
     """
-    if speakers < 3:
-        raise ValueError(f"need at least 3 speakers (one each for train, valid, test), got {speakers}")
+    if test_speakers < 1:
+        raise ValueError(f"need test_speakers >= 1, got {test_speakers}")
+    if speakers < test_speakers + 2:
+        test = "test" if test_speakers == 1 else f"{test_speakers} for test"
+        raise ValueError(f"need at least {test_speakers + 2} speakers (one each for train, valid, {test}), "
+                         f"got {speakers}")
     plan = []
+    first_test = speakers - test_speakers
     for k in range(speakers):
-        role = "test" if k == speakers - 1 else "valid" if k == speakers - 2 else "train"
+        role = "test" if k >= first_test else "valid" if k == first_test - 1 else "train"
         speaker = _token(f"fsc-speaker-{k}", 16)
         for i, (action, obj, location, phrasings) in enumerate(FSC_INTENTS):
             for r in range(per_intent):
@@ -409,14 +417,14 @@ def fluent_commands_plan(speakers: int = 6, per_intent: int = 1) -> list[FscUtte
     return plan
 
 
-def make_fluent_commands(root: str | Path, speakers: int = 6, per_intent: int = 1) -> Path:
+def make_fluent_commands(root: str | Path, speakers: int = 6, per_intent: int = 1, test_speakers: int = 1) -> Path:
     """Write ``ROOT/wavs/speakers/SPK/UUID.wav`` and ``ROOT/data/{train,valid,test}_data.csv``; return ``root``.
 
     Rows as in ``fluent_commands_plan``, written like pandas' ``to_csv``: the real header with the unnamed
     index column, quoting only where needed.
     """
     root = Path(root)
-    plan = fluent_commands_plan(speakers, per_intent)
+    plan = fluent_commands_plan(speakers, per_intent, test_speakers)
     _run_all([_speak(u.transcription, root / u.path, voice(u.speaker_index)) for u in plan])
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)

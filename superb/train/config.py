@@ -40,7 +40,8 @@ class OptimizerConfig:
     lr: float = 1.0e-4
     eps: float = 1.0e-8
     weight_decay: float = 0.0
-    warmup_steps: int = 0  # linear warm-up to lr, then constant (s3prl's "AdamW*" tasks use it)
+    scheduler: str = "constant"  # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -104,7 +105,28 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
     data = load_yaml(path)
     if overrides:
         apply_overrides(data, overrides)
-    return build(Config, data, str(path))
+    return validate(build(Config, data, str(path)), str(path))
+
+
+SCHEDULERS = ("constant", "linear_schedule_with_warmup")
+EVAL_ROLES = ("train", "dev", "test")
+
+
+def validate(config: Config, where: str) -> Config:
+    """Checks across fields that types alone cannot express."""
+    runner = config.runner
+    for key in ("total_steps", "gradient_accumulate_steps", "log_step", "eval_step", "save_step"):
+        if getattr(runner, key) < 1:
+            raise ConfigError(f"{where}: runner.{key} must be at least 1, got {getattr(runner, key)}")
+    unknown = [r for r in runner.eval_dataloaders if r not in EVAL_ROLES]
+    if unknown:
+        raise ConfigError(f"{where}: runner.eval_dataloaders has {unknown[0]!r}; use {', '.join(EVAL_ROLES)}")
+    if config.optimizer.scheduler not in SCHEDULERS:
+        raise ConfigError(f"{where}: optimizer.scheduler {config.optimizer.scheduler!r} is not one of "
+                          f"{', '.join(SCHEDULERS)}")
+    if config.data.batch_size < 1 or config.data.eval_batch_size < 1:
+        raise ConfigError(f"{where}: data.batch_size and data.eval_batch_size must be at least 1")
+    return config
 
 
 def parse_overrides(text: str) -> list[tuple[list[str], Any]]:

@@ -25,7 +25,7 @@ from superb.extract.extraction import resolve_device
 from superb.registry import TASKS, UPSTREAMS
 from superb.stores.base import FeatureStore, find_stores, open_store
 from superb.train import data as D
-from superb.train.config import Config, apply_overrides, build, default_config_path, load_yaml
+from superb.train.config import Config, apply_overrides, build, default_config_path, load_yaml, validate
 from superb.train.featurizer import Featurizer
 from superb.train.trainer import DownstreamModel, Trainer, load_checkpoint
 
@@ -82,7 +82,7 @@ def resolve_config(args: FitArgs, saved: dict[str, Any] | None = None) -> Config
         config.data.preload = True
     if args.workers is not None:
         config.data.num_workers = args.workers
-    return config
+    return validate(config, args.config or f"config of task {task!r}")
 
 
 def find_task_store(features: Path, corpus: str | None) -> Path:
@@ -139,6 +139,8 @@ def build_run(args: FitArgs, config: Config) -> Built:
         prepared = task.prepare(store, config, args.seed)
         frame_rate = float(store.attrs["frame_rate"])
         crop = int(config.data.crop_seconds * frame_rate) if config.data.crop_seconds else None
+        if config.data.preload:
+            _check_preload(store, prepared)
         datasets = {role: D.StoreItems(store, items, crop if role == "train" else None, config.data.preload)
                     for role, items in prepared.items.items()}
         featurizer = Featurizer(store.layers, config.featurizer.layer, config.featurizer.normalize)
@@ -169,15 +171,15 @@ def build_run(args: FitArgs, config: Config) -> Built:
     return Built(task, prepared, model, datasets, collate_waves, identity)
 
 
-def _check_preload(config: Config, built: Built) -> None:
-    if not config.data.preload or built.collate is not D.collate:
-        return
-    frame_bytes = 1
-    first = next(iter(built.datasets.values()))
-    if len(first):
-        x, _ = first[(0, 0)]
-        frame_bytes = x[:1].nbytes or 1
-    need = sum(ds.nbytes(frame_bytes) for ds in built.datasets.values())
+def _check_preload(store: FeatureStore, prepared: Any) -> None:
+    """Refuse ``--preload`` before loading anything when the splits would not fit in free RAM."""
+    frame_bytes = len(store.layers) * int(store.attrs["dim"]) * (2 if store.attrs["dtype"] == "float16" else 4)
+    frames = 0
+    for items in prepared.items.values():
+        for item in items:
+            offsets = store.split(item.split).offsets
+            frames += int(offsets[item.index + 1] - offsets[item.index])
+    need = frames * frame_bytes
     free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if need > 0.8 * free:
         raise ConfigError(f"--preload needs {need / 2**30:.1f} GiB of RAM, {free / 2**30:.1f} GiB is free; "
@@ -207,11 +209,13 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
     else:
         config = resolve_config(args)
     expdir = _expdir(args)
-    if resume is None and any(expdir.glob("states-*.ckpt")):
-        raise ConfigError(f"{expdir} already holds a run: resume it with -a, or choose another -n/-p")
+    if resume is None and _run_files(expdir):
+        if not auto_resume:
+            raise ConfigError(f"{expdir} already holds a run: resume it with -a, or choose another -n/-p")
+        for path in _run_files(expdir):  # killed before its first checkpoint: start over, cleanly
+            path.unlink()
     expdir.mkdir(parents=True, exist_ok=True)
     built = build_run(args, config)
-    _check_preload(config, built)
     device = resolve_device(args.device)
     built.model.to(device)
     train_loader, evals = _loaders(built, config, args.seed)
@@ -222,7 +226,7 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
         if args.features:
             check_identity(resume["store"], open_store(find_task_store(Path(args.features), built.task.corpus)))
         trainer.load(resume)
-        _truncate_log(expdir / "log.jsonl", trainer.progress.step)
+        _forget_after(expdir, trainer.progress.step)
     elif init_ckpt is not None:
         trainer.load(load_checkpoint(init_ckpt), weights_only=True)
     _write_run_files(expdir, args, config)
@@ -251,12 +255,29 @@ def latest_checkpoint(path: Path) -> Path:
     return states[-1]
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log records written after the checkpoint we resume from (the killed run's last steps)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+def _run_files(expdir: Path) -> list[Path]:
+    """What a run leaves in its expdir (checkpoints, logs, results), excluding the run's inputs."""
+    if not expdir.is_dir():
+        return []
+    patterns = ("states-*.ckpt", "dev-best.ckpt", "log.jsonl", "results.json", "layer_weights.json",
+                "confusion-*.json", "events.out.tfevents.*")
+    return sorted({p for pattern in patterns for p in expdir.glob(pattern)})
+
+
+def _forget_after(expdir: Path, step: int) -> None:
+    """Resuming at ``step``: drop what a later point of the run left (logs, checkpoints, dev-best)."""
+    for path in expdir.glob("states-*.ckpt"):
+        if int(path.stem.split("-")[1]) > step:
+            path.unlink()
+    best = expdir / "dev-best.ckpt"
+    if best.is_file() and load_checkpoint(best)["progress"]["step"] > step:
+        best.unlink()
+    log = expdir / "log.jsonl"
+    if log.is_file():
+        kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        tmp = log.with_suffix(".jsonl.partial")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, log)  # a kill here keeps the old log whole
 
 
 def _write_run_files(expdir: Path, args: FitArgs, config: Config) -> None:

@@ -70,9 +70,18 @@ def make_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.op
     raise ConfigError(f"config optimizer.name: {cfg.name!r} is not one of Adam, TorchAdam, AdamW")
 
 
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Linear warm-up from 0 to 1 over ``warmup_steps`` updates, then 1."""
-    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+def lr_factor(step: int, cfg: OptimizerConfig, total_steps: int) -> float:
+    """The learning-rate multiplier after ``step`` updates.
+
+    ``constant``: 1 (after an optional linear warm-up). ``linear_schedule_with_warmup`` (s3prl's, from
+    transformers): rises linearly from 0 over ``warmup_steps``, then falls linearly to 0 at ``total_steps``.
+    """
+    warmup = cfg.warmup_steps
+    if step < warmup:
+        return step / warmup
+    if cfg.scheduler == "linear_schedule_with_warmup":
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    return 1.0
 
 
 @dataclass
@@ -107,8 +116,8 @@ class Trainer:
     def __post_init__(self) -> None:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(params, self.config.optimizer)
-        warmup = self.config.optimizer.warmup_steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: warmup_factor(s, warmup))
+        cfg, total = self.config.optimizer, self.config.runner.total_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg, total))
         self._writer = None
 
     # -- checkpoints ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 It checks the plumbing (store → featurizer → head → checkpoints → report), not a model: accuracy should
 sit at chance. Train/dev/test are the store splits named in the config when they exist; otherwise 80/10/10
-of the first split, drawn with the run's seed.
+of the first split, drawn with a fixed seed (0) so every run splits alike.
 """
 
 import hashlib
