@@ -208,6 +208,8 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
         config = resolve_config(args, saved=resume["config"])
     else:
         config = resolve_config(args)
+    if TASKS.canonical(args.task) == "er" and args.fold is None:
+        args.fold = config.data.fold  # the config's default fold: name the expdir after it too
     expdir = _expdir(args)
     if resume is None and _run_files(expdir):
         if not auto_resume:
