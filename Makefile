@@ -28,6 +28,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/extract.py
+	$(PY) benchmarks/fit.py
 
 clean-demo:
 	rm -rf $(DEMO)

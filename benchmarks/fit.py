@@ -65,7 +65,7 @@ def main() -> None:
     print("| path | steps/s | ratio to on the fly | goal |")
     print("|---|---|---|---|")
     print(f"| on the fly, frozen upstream (baseline) | {otf:.3f} | 1 | |")
-    print(f"| from the store (Zarr, {args.workers} loader workers) | {store:.2f} | {store / otf:.1f}x | >= 30x |")
+    print(f"| from the store (Zarr, {args.workers} loader threads) | {store:.2f} | {store / otf:.1f}x | >= 30x |")
     print(f"| from the store, --preload | {preload:.2f} | {preload / otf:.1f}x | >= 30x |")
 
 
