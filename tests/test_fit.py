@@ -212,3 +212,14 @@ def test_auto_resume_without_a_checkpoint_starts_clean(ks_stores, tmp_path):
     result = superb(*args, "-a")
     assert result.returncode == 0, result.stderr
     assert "99.0" not in (expdir / "log.jsonl").read_text() and results(expdir)["task"] == "ks"
+
+
+def test_init_ckpt_loads_weights_only(ks_run, ks_stores, tmp_path):
+    """-i takes the weights (not the step, optimizer or data position): with lr 0 the model stays put."""
+    expdir = tmp_path / "init"
+    result = superb("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"), "-p", str(expdir),
+                    "-i", str(ks_run / "dev-best.ckpt"),
+                    "-o", "config.runner.total_steps=2,,config.runner.eval_step=2,,config.optimizer.lr=0")
+    assert result.returncode == 0, result.stderr
+    assert results(expdir)["best_step"] == 2  # trained from step 0, not from the checkpoint's step
+    assert results(expdir)["dev"]["acc"] == pytest.approx(results(ks_run)["dev"]["acc"], abs=1e-9)
