@@ -126,6 +126,8 @@ TASKS.add("sid", "superb.train.tasks.sid:TASK", "speaker identification, VoxCele
           aliases=("voxceleb1",))
 TASKS.add("er", "superb.train.tasks.er:TASK", "emotion recognition, IEMOCAP 4 classes, 5 folds, accuracy",
           aliases=("emotion",))
+TASKS.add("pr", "superb.train.tasks.pr.task:TASK", "phoneme recognition, LibriSpeech phones (CMUdict), CTC, PER",
+          aliases=("libriphone",))
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

@@ -77,8 +77,8 @@ def test_crops_are_seeded_and_preload_gives_the_same_items():
     items = [Item("train", i, (i,)) for i in range(3)]
     lazy = StoreItems(store, items, crop_frames=10)
     cached = StoreItems(store, items, crop_frames=10, preload=True)
-    x, target = lazy[(0, 7)]
-    assert x.shape == (10, 1, 2) and target == (0,)
+    x, target, position = lazy[(0, 7)]
+    assert x.shape == (10, 1, 2) and target == (0,) and position == 0
     np.testing.assert_array_equal(x, cached[(0, 7)][0])
     starts = {int(lazy[(0, seed)][0][0, 0, 0]) // 2 for seed in range(40)}
     assert len(starts) > 5 and all(0 <= s <= 20 for s in starts)  # random windows inside the utterance
@@ -94,6 +94,9 @@ def test_collate_pads_and_threaded_loader_keeps_order():
     batch = collate([data[(0, 0)], data[(1, 0)]])
     assert batch["features"].shape == (2, 3, 1, 2) and batch["lengths"].tolist() == [3, 1]
     assert batch["features"][1, 1:].abs().sum() == 0 and batch["targets"].tolist() == [[0], [1]]
+    assert batch["index"].tolist() == [0, 1] and batch["target_lengths"].tolist() == [1, 1]
+    ragged = collate([(np.zeros((2, 1, 2), np.float16), (4, 5, 6), 7), (np.zeros((1, 1, 2), np.float16), (9,), 3)])
+    assert ragged["targets"].tolist() == [[4, 5, 6], [9, 0, 0]] and ragged["target_lengths"].tolist() == [3, 1]
     plan = eval_batches(data.lengths, 3)
     inline = [b["lengths"].tolist() for b in Loader(data, plan, threads=0)]
     threaded = [b["lengths"].tolist() for b in Loader(data, plan, threads=3, prefetch=2)]

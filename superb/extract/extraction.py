@@ -165,7 +165,7 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
     corpus_cls = CORPORA.get(req.corpus)
     corpus_name = CORPORA.canonical(req.corpus)
     corpus: Corpus = corpus_cls(req.root, **req.corpus_options)
-    splits = corpus.check_splits(req.splits or list(corpus.splits))
+    splits = corpus.check_splits(req.splits or corpus.default_splits())
     if upstream is None:
         upstream = UPSTREAMS.get(req.upstream).create(
             ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed

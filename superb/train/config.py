@@ -58,6 +58,7 @@ class DataConfig:
     dev_ratio: float = 0.2  # ER: share of the training sessions' utterances held out as dev
     fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
     num_classes: int = 4  # example: random labels over this many classes
+    lexicon: str | None = None  # pr: a LibriSpeech-format lexicon file instead of CMUdict
 
 
 @dataclass

@@ -62,25 +62,37 @@ class StoreItems(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...], int]:
         k, crop_seed = key
         x = self._cache[k] if self._cache is not None else self._load(k)
         if self.crop_frames and x.shape[0] > self.crop_frames:
             start = int(np.random.default_rng(crop_seed).integers(0, x.shape[0] - self.crop_frames + 1))
             x = x[start : start + self.crop_frames]
-        return x, self.items[k].target
+        return x, self.items[k].target, k
 
 
-def collate(batch: list[tuple[np.ndarray, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
-    """Pad to the longest: ``features (B, T, L, D)`` in the store dtype, ``lengths (B,)``, ``targets (B, H)``."""
-    lengths = torch.tensor([x.shape[0] for x, _ in batch], dtype=torch.long)
+def pad_targets(batch: list[tuple]) -> dict[str, torch.Tensor]:
+    """``targets (B, S)`` zero-padded, ``target_lengths (B,)`` and ``index (B,)`` (item positions).
+
+    Utterance tasks have one target per head (S = heads); sequence tasks (CTC) a token sequence each.
+    """
+    lengths = torch.tensor([len(t) for _, t, _ in batch], dtype=torch.long)
+    targets = torch.zeros(len(batch), max(int(lengths.max()), 1), dtype=torch.long)
+    for b, (_, t, _) in enumerate(batch):
+        targets[b, : len(t)] = torch.tensor(t, dtype=torch.long)
+    index = torch.tensor([k for _, _, k in batch], dtype=torch.long)
+    return {"targets": targets, "target_lengths": lengths, "index": index}
+
+
+def collate(batch: list[tuple[np.ndarray, tuple[int, ...], int]]) -> dict[str, torch.Tensor]:
+    """Pad to the longest: ``features (B, T, L, D)`` in the store dtype, ``lengths (B,)``, and targets."""
+    lengths = torch.tensor([x.shape[0] for x, _, _ in batch], dtype=torch.long)
     first = batch[0][0]
     features = torch.zeros((len(batch), max(int(lengths.max()), 1), *first.shape[1:]),
                            dtype=torch.from_numpy(first[:0]).dtype)
-    for b, (x, _) in enumerate(batch):
+    for b, (x, _, _) in enumerate(batch):
         features[b, : x.shape[0]] = torch.from_numpy(np.ascontiguousarray(x))
-    targets = torch.tensor([t for _, t in batch], dtype=torch.long)
-    return {"features": features, "lengths": lengths, "targets": targets}
+    return {"features": features, "lengths": lengths, **pad_targets(batch)}
 
 
 def _rng(*keys: int) -> np.random.Generator:

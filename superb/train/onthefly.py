@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from superb.extract import audio
 from superb.registry import CORPORA
-from superb.train.data import Item
+from superb.train.data import Item, pad_targets
 
 
 @dataclass
@@ -70,20 +70,20 @@ class AudioItems(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...], int]:
         k, crop_seed = key
         r = self.records[k]
         wave = audio.read(r["path"], start=r["start"], frames=r["frames"], expected=r["num_samples"])
         if self.crop_samples and wave.shape[0] > self.crop_samples:
             start = int(np.random.default_rng(crop_seed).integers(0, wave.shape[0] - self.crop_samples + 1))
             wave = wave[start : start + self.crop_samples]
-        return wave, self.items[k].target
+        return wave, self.items[k].target, k
 
 
-def collate_waves(batch: list[tuple[np.ndarray, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
-    """``wavs (B, N)`` zero-padded, ``wav_lengths (B,)``, ``targets (B, H)``."""
-    lengths = torch.tensor([w.shape[0] for w, _ in batch], dtype=torch.long)
+def collate_waves(batch: list[tuple[np.ndarray, tuple[int, ...], int]]) -> dict[str, torch.Tensor]:
+    """``wavs (B, N)`` zero-padded, ``wav_lengths (B,)``, and targets as ``data.pad_targets`` gives them."""
+    lengths = torch.tensor([w.shape[0] for w, _, _ in batch], dtype=torch.long)
     wavs = torch.zeros(len(batch), max(int(lengths.max()), 1))
-    for b, (w, _) in enumerate(batch):
+    for b, (w, _, _) in enumerate(batch):
         wavs[b, : w.shape[0]] = torch.from_numpy(w)
-    return {"wavs": wavs, "wav_lengths": lengths, "targets": torch.tensor([t for _, t in batch], dtype=torch.long)}
+    return {"wavs": wavs, "wav_lengths": lengths, **pad_targets(batch)}

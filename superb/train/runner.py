@@ -297,6 +297,8 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     for role in ("dev", "test"):
         if role in trainer.eval_loaders:
             metrics = trainer.evaluate(role)
+            if hasattr(trainer.task, "write_outputs"):
+                trainer.task.write_outputs(expdir, role, *trainer.outputs[role], trainer.prepared)
             for head, confusion in metrics.pop("confusion", {}).items():
                 suffix = "" if len(trainer.task.heads) == 1 else f"-{head}"
                 (expdir / f"confusion-{role}{suffix}.json").write_text(json.dumps(confusion))
@@ -312,6 +314,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
         "layer": trainer.config.featurizer.layer, "lr": trainer.config.optimizer.lr, "seed": args["seed"],
         "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),
+        **({"notes": trainer.prepared.notes} if trainer.prepared.notes else {}),
     }
     (expdir / "results.json").write_text(json.dumps(results, indent=2))
     weights = trainer.model.featurizer.layer_weights()

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -119,6 +118,7 @@ class Trainer:
         cfg, total = self.config.optimizer, self.config.runner.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg, total))
         self._writer = None
+        self.outputs: dict[str, tuple[list, list, list]] = {}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -177,20 +177,26 @@ class Trainer:
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, role: str) -> dict[str, Any]:
-        """Metrics of the current model on a role's loader (``loss``, the task metric, confusion…)."""
+        """Metrics of the current model on a role's loader (``loss``, the task metric, confusion…).
+
+        The outputs themselves stay in ``self.outputs[role]``: item positions, predictions, targets.
+        """
         self.model.eval()
-        predictions, targets, losses, count = [], [], 0.0, 0
+        positions, predictions, targets, losses, count = [], [], [], 0.0, 0
         for batch in self.eval_loaders[role]:
             batch = _to(batch, self.device)
-            logits, _ = self.model(batch)
-            losses += float(self.task.loss(logits, batch["targets"])) * len(batch["targets"])
-            count += len(batch["targets"])
-            predictions.append(self.task.predict(logits).cpu().numpy())
-            targets.append(batch["targets"].cpu().numpy())
+            logits, lengths = self.model(batch)
+            size = len(batch["target_lengths"])
+            losses += float(self.task.loss(logits, lengths, batch)) * size
+            count += size
+            predictions.extend(self.task.predict(logits, lengths))
+            targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
+            positions.extend(batch["index"].tolist())
         self.model.train()
+        self.outputs[role] = (positions, predictions, targets)
         if not count:
             return {"loss": float("nan"), self.task.metric: float("nan")}
-        metrics = self.task.metrics(np.concatenate(predictions), np.concatenate(targets), self.prepared)
+        metrics = self.task.metrics(predictions, targets, self.prepared)
         return {"loss": losses / count, **metrics}
 
     def _better(self, value: float) -> bool:
@@ -232,8 +238,8 @@ class Trainer:
             for batch in self.train_loader:
                 self.progress.batch_in_epoch += 1
                 batch = _to(batch, self.device)
-                logits, _ = self.model(batch)
-                loss = self.task.loss(logits, batch["targets"])
+                logits, lengths = self.model(batch)
+                loss = self.task.loss(logits, lengths, batch)
                 (loss / accumulate).backward()
                 progress.loss_sum += float(loss.detach())
                 progress.loss_count += 1
@@ -304,6 +310,10 @@ class _StepBar:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self.bar.stop()
+
+
+def _unpad(targets: torch.Tensor, lengths: torch.Tensor) -> list[tuple[int, ...]]:
+    return [tuple(row[: int(n)].tolist()) for row, n in zip(targets.cpu(), lengths.cpu(), strict=True)]
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

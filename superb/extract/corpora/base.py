@@ -101,6 +101,10 @@ class Corpus:
             )
         return list(splits)
 
+    def default_splits(self) -> list[str]:
+        """The splits to extract when ``--splits`` is not given: all of them (readers may narrow this)."""
+        return list(self.splits)
+
     def utterances(self, splits: Sequence[str]) -> list[Utterance]:
         """Every utterance of ``splits``, in a deterministic order (split by split, then sorted ids)."""
         raise NotImplementedError

@@ -46,6 +46,14 @@ class LibriSpeech(Corpus):
             f"is --root the folder that holds {split}/ after unpacking {split}.tar.gz?"
         )
 
+    def default_splits(self) -> list[str]:
+        """The splits unpacked under the root (people download a few of the seven)."""
+        present = [s for s in self.splits if (self.root / s).is_dir() or (self.root / "LibriSpeech" / s).is_dir()]
+        if not present:
+            raise CorpusError(f"{self.root}: no LibriSpeech split folder ({', '.join(self.splits)}) here or "
+                              "under LibriSpeech/")
+        return present
+
     def utterances(self, splits: Sequence[str]) -> list[Utterance]:
         out: list[Utterance] = []
         for split in self.check_splits(splits):

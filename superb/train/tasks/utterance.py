@@ -34,7 +34,8 @@ class Prepared:
     items: dict[str, list[Item]]
     classes: list[list[str]]
     heads: tuple[str, ...]
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # facts a run reports (e.g. OOV counts)
+    ids: dict[str, list[str]] = field(default_factory=dict)  # utterance ids per role, as items
 
 
 class UtteranceHead(nn.Module):
@@ -100,21 +101,24 @@ class UtteranceTask:
                     target.append(index[h][value])
                 out.append(Item(split, i, tuple(target)))
             items[role] = out
-        return Prepared(items=items, classes=classes, heads=self.heads)
+        ids = {role: [str(store.split(s).ids[i]) for s, i in pairs] for role, pairs in roles.items()}
+        return Prepared(items=items, classes=classes, heads=self.heads, ids=ids)
 
     def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> UtteranceHead:
         return UtteranceHead(dim, model.projector_dim, [len(c) for c in prepared.classes], model.pooling)
 
-    def loss(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-        return sum(F.cross_entropy(out, targets[:, h]) for h, out in enumerate(logits))
+    def loss(self, logits: list[torch.Tensor], lengths: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Cross-entropy per head, summed (``batch['targets']`` is ``(B, heads)``)."""
+        return sum(F.cross_entropy(out, batch["targets"][:, h]) for h, out in enumerate(logits))
 
-    def predict(self, logits: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([out.argmax(-1) for out in logits], dim=1)
+    def predict(self, logits: list[torch.Tensor], lengths: torch.Tensor) -> list[tuple[int, ...]]:
+        return [tuple(row) for row in torch.stack([out.argmax(-1) for out in logits], dim=1).tolist()]
 
-    def metrics(self, predictions: np.ndarray, targets: np.ndarray, prepared: Prepared) -> dict[str, Any]:
+    def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:
         """``acc`` (every head right), per-head accuracy, and confusion matrices (rows = truth)."""
         if len(targets) == 0:
             return {"acc": float("nan")}
+        predictions, targets = np.asarray(predictions), np.asarray(targets)
         right = predictions == targets
         out: dict[str, Any] = {"acc": float(right.all(axis=1).mean())}
         confusion = {}

@@ -1,0 +1,1 @@
+"""PR (s3prl: ctc + libriphone.yaml): phoneme recognition with CTC, PER."""

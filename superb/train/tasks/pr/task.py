@@ -1,0 +1,124 @@
+"""PR: LibriSpeech transcripts → stress-marked ARPAbet phones → CTC over s3prl's linear head → PER.
+
+Head (s3prl's libriphone setup): ``Linear(D → 256) → Linear(256 → phones + blank)``, CTC loss with
+``zero_infinity`` (an utterance too short for its phones adds nothing instead of infinity), greedy
+decoding. PER is corpus-level: total phone edit distance ÷ total reference phones. Words missing from
+the lexicon give no phones; they are counted per role and reported in ``results.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from superb.errors import ConfigError, StoreError
+from superb.stores.base import FeatureStore
+from superb.train.config import Config, ModelConfig
+from superb.train.data import Item
+from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per, write_ark
+from superb.train.tasks.utterance import Prepared, splits_by_role
+
+BLANK = "<blank>"
+
+
+class CtcHead(nn.Module):
+    def __init__(self, dim: int, projector_dim: int, vocab: int):
+        super().__init__()
+        self.projector = nn.Linear(dim, projector_dim)
+        self.output = nn.Linear(projector_dim, vocab)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``x (B, T, D)`` → logits ``(B, T, vocab)``."""
+        return self.output(self.projector(x))
+
+
+def greedy(logits: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[tuple[int, ...]]:
+    """Best path: argmax per frame, repeats collapsed, blanks dropped."""
+    out = []
+    for row, n in zip(logits.argmax(-1).tolist(), lengths.tolist(), strict=True):
+        seq, previous = [], None
+        for token in row[: int(n)]:
+            if token != previous and token != blank:
+                seq.append(token)
+            previous = token
+        out.append(tuple(seq))
+    return out
+
+
+@dataclass(frozen=True)
+class PhoneRecognition:
+    name: str = "pr"
+    corpus: str = "librispeech"
+    heads: tuple[str, ...] = ("phones",)
+    metric: str = "per"
+    higher_is_better: bool = False
+    description: str = "phoneme recognition, LibriSpeech phones (CMUdict), CTC, PER"
+
+    def check_store(self, store: FeatureStore) -> None:
+        corpus = store.attrs["corpus"]["name"]
+        if corpus != self.corpus:
+            raise StoreError(f"{store.path}: the store holds corpus {corpus!r}; task 'pr' needs 'librispeech' "
+                             "(extract it with --corpus librispeech)")
+
+    def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
+        self.check_store(store)
+        lexicon = Lexicon.load(config.data.lexicon)
+        vocab = [BLANK, *PHONES]
+        index = {p: k for k, p in enumerate(vocab)}
+        items, ids, notes = {}, {}, {}
+        for role, pairs in splits_by_role(store, config.data).items():
+            out, oov_tokens, oov_types = [], 0, set()
+            for split, i in pairs:
+                record = store.split(split).records[i]
+                phones, oovs = lexicon.phonemize(record["meta"].get("transcript", ""))
+                oov_tokens += len(oovs)
+                oov_types.update(oovs)
+                unknown = [p for p in phones if p not in index]
+                if unknown:
+                    raise ConfigError(f"lexicon gives phone {unknown[0]!r} for {record['id']}, not in the phone set")
+                out.append(Item(split, i, tuple(index[p] for p in phones)))
+            items[role] = out
+            ids[role] = [str(store.split(s).ids[i]) for s, i in pairs]
+            notes[f"oov_words_{role}"] = oov_tokens
+            notes[f"oov_types_{role}"] = sorted(oov_types)[:50]
+        if notes.get("oov_words_train"):
+            import warnings
+
+            warnings.warn(f"task 'pr': {notes['oov_words_train']} train words are not in the lexicon and give no "
+                          "phones (counted in results.json; pass a fuller lexicon with -o config.data.lexicon=PATH)")
+        return Prepared(items=items, classes=[vocab], heads=self.heads, notes=notes, ids=ids)
+
+    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> CtcHead:
+        return CtcHead(dim, model.projector_dim, len(prepared.classes[0]))
+
+    def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
+        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, vocab)
+        return F.ctc_loss(log_probs, batch["targets"], lengths, batch["target_lengths"], blank=0,
+                          zero_infinity=True)
+
+    def predict(self, logits: torch.Tensor, lengths: torch.Tensor) -> list[tuple[int, ...]]:
+        return greedy(logits, lengths)
+
+    def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:
+        vocab = prepared.classes[0]
+        refs = [[vocab[t] for t in seq] for seq in targets]
+        if not sum(len(r) for r in refs):
+            return {"per": float("nan")}
+        return {"per": per([[vocab[t] for t in seq] for seq in predictions], refs)}
+
+    def write_outputs(self, expdir: Path, role: str, positions: list[int], predictions: list, targets: list,
+                      prepared: Prepared) -> None:
+        """``ROLE-hyp.ark`` and ``ROLE-ref.ark``, as s3prl writes them (one ``UTTID PH1 PH2 …`` line each)."""
+        vocab, ids = prepared.classes[0], prepared.ids[role]
+        order = sorted(range(len(positions)), key=lambda k: positions[k])
+        names = [ids[positions[k]] for k in order]
+        write_ark(expdir / f"{role}-hyp.ark", names, [[vocab[t] for t in predictions[k]] for k in order])
+        write_ark(expdir / f"{role}-ref.ark", names, [[vocab[t] for t in targets[k]] for k in order])
+
+
+TASK = PhoneRecognition()
