@@ -13,7 +13,7 @@ import torch
 
 from superb.extract.extraction import ExtractRequest, extract
 from superb.testing.corpora import make_librispeech
-from superb.train.tasks.pr.task import greedy
+from superb.train.tasks.ctc import greedy
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:

@@ -330,6 +330,8 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[s
     args = FitArgs(**ckpt["args"])
     args.override = override or args.override
     config = resolve_config(args, saved=ckpt["config"])
+    if split not in ("train", "dev", "test"):  # a store split by name (e.g. test-other): score it as test
+        config.data.test, split = split, "test"
     built = build_run(args, config)
     if args.features:
         check_identity(ckpt["store"], open_store(find_task_store(Path(args.features), built.task.corpus)))

@@ -189,7 +189,7 @@ class Trainer:
             size = len(batch["target_lengths"])
             losses += float(self.task.loss(logits, lengths, batch)) * size
             count += size
-            predictions.extend(self.task.predict(logits, lengths))
+            predictions.extend(self.task.predict(logits, lengths, self.prepared))
             targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
             positions.extend(batch["index"].tolist())
         self.model.train()

@@ -36,6 +36,7 @@ class Prepared:
     heads: tuple[str, ...]
     notes: dict[str, Any] = field(default_factory=dict)  # facts a run reports (e.g. OOV counts)
     ids: dict[str, list[str]] = field(default_factory=dict)  # utterance ids per role, as items
+    extras: dict[str, Any] = field(default_factory=dict)  # run-time helpers (a beam-search decoder …), not saved
 
 
 class UtteranceHead(nn.Module):
@@ -111,7 +112,7 @@ class UtteranceTask:
         """Cross-entropy per head, summed (``batch['targets']`` is ``(B, heads)``)."""
         return sum(F.cross_entropy(out, batch["targets"][:, h]) for h, out in enumerate(logits))
 
-    def predict(self, logits: list[torch.Tensor], lengths: torch.Tensor) -> list[tuple[int, ...]]:
+    def predict(self, logits: list[torch.Tensor], lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
         return [tuple(row) for row in torch.stack([out.argmax(-1) for out in logits], dim=1).tolist()]
 
     def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:

@@ -13,41 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from superb.errors import ConfigError, StoreError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
+from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy
 from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per, write_ark
 from superb.train.tasks.utterance import Prepared, splits_by_role
 
 BLANK = "<blank>"
-
-
-class CtcHead(nn.Module):
-    def __init__(self, dim: int, projector_dim: int, vocab: int):
-        super().__init__()
-        self.projector = nn.Linear(dim, projector_dim)
-        self.output = nn.Linear(projector_dim, vocab)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``x (B, T, D)`` → logits ``(B, T, vocab)``."""
-        return self.output(self.projector(x))
-
-
-def greedy(logits: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[tuple[int, ...]]:
-    """Best path: argmax per frame, repeats collapsed, blanks dropped."""
-    out = []
-    for row, n in zip(logits.argmax(-1).tolist(), lengths.tolist(), strict=True):
-        seq, previous = [], None
-        for token in row[: int(n)]:
-            if token != previous and token != blank:
-                seq.append(token)
-            previous = token
-        out.append(tuple(seq))
-    return out
 
 
 @dataclass(frozen=True)
@@ -97,11 +72,9 @@ class PhoneRecognition:
         return CtcHead(dim, model.projector_dim, len(prepared.classes[0]))
 
     def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
-        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, vocab)
-        return F.ctc_loss(log_probs, batch["targets"], lengths, batch["target_lengths"], blank=0,
-                          zero_infinity=True)
+        return ctc_loss(logits, lengths, batch)
 
-    def predict(self, logits: torch.Tensor, lengths: torch.Tensor) -> list[tuple[int, ...]]:
+    def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
         return greedy(logits, lengths)
 
     def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:
