@@ -1,11 +1,12 @@
 """Fit benchmark: training steps per second from the store ÷ on the fly, same head, batch and machine.
 
 The on-the-fly baseline runs a frozen random-init WavLM (Base by default) inside every step, as s3prl's
-runner does; the store path reads the same model's stored hidden states. Both train the KS head
-(Linear → mean-pool → Linear over the weighted sum of 13 × 768 hidden states), batch 32 × 1 s, no
-gradient accumulation. Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU).
+runner does; the store path reads the same model's stored hidden states. Both train the same head on
+the weighted sum of 13 × 768 hidden states, no gradient accumulation: ``--task ks`` (Linear → mean-pool
+→ Linear, batch 32 × 1 s, Speech Commands) or ``--task pr`` (linear CTC head, batch 16 LibriSpeech-like
+utterances of 2–6 s). Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU).
 
-    python benchmarks/fit.py [--size base] [--steps 40] [--otf-steps 6] [--device cpu]
+    python benchmarks/fit.py [--task ks] [--size base] [--steps 40] [--otf-steps 6] [--device cpu]
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ from pathlib import Path
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
-from superb.testing.corpora import make_speech_commands
+from superb.testing.corpora import make_librispeech, make_speech_commands
 from superb.train.runner import FitArgs, fit
+
+CORPORA = {  # task → (corpus name, builder returning the corpus root, batch size)
+    "ks": ("speech_commands", lambda root: make_speech_commands(root, per_word=16, speakers=5)[0], 32),
+    "pr": ("librispeech", lambda root: make_librispeech(root, speakers=4, utts_per_speaker=8), 16),
+}
 
 
 def timed_fit(args: FitArgs, steps: int, warmup: int) -> float:
@@ -33,6 +39,7 @@ def timed_fit(args: FitArgs, steps: int, warmup: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="ks", choices=sorted(CORPORA))
     parser.add_argument("--size", default="base", choices=["tiny", "base", "large"])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--otf-steps", type=int, default=6)
@@ -41,15 +48,17 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="superb-fit-bench-"))
     try:
-        train_root, _ = make_speech_commands(work / "corpus", per_word=16, speakers=5)
-        extract(ExtractRequest(upstream="wavlm", corpus="speech_commands", root=train_root, out=work / "stores",
+        corpus, build, batch = CORPORA[args.task]
+        train_root = build(work / "corpus")
+        extract(ExtractRequest(upstream="wavlm", corpus=corpus, root=train_root, out=work / "stores",
                                random_init=args.size, device=args.device, progress=False))
 
         def run(name: str, steps: int, warmup: int, **kw) -> float:
             override = (f"config.runner.total_steps={steps},,config.runner.eval_step={10 * steps},,"
                         f"config.runner.save_step={10 * steps},,config.runner.log_step={steps},,"
-                        f"config.data.batch_size=32,,config.data.num_workers={args.workers}")
-            fit_args = FitArgs(task="ks", expdir=str(work / "runs" / name), override=override, seed=0,
+                        f"config.data.batch_size={batch},,config.data.num_workers={args.workers},,"
+                        "config.runner.gradient_accumulate_steps=1")
+            fit_args = FitArgs(task=args.task, expdir=str(work / "runs" / name), override=override, seed=0,
                                device=args.device, **kw)
             return timed_fit(fit_args, steps, warmup)
 
@@ -60,8 +69,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     device = torch.cuda.get_device_name() if args.device == "cuda" else \
         f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
-    print(f"\nmachine: {device}; torch {torch.__version__}; KS head, batch 32 x 1 s, WavLM {args.size} "
-          f"(random init, 13 x 768 for Base)\n")
+    print(f"\nmachine: {device}; torch {torch.__version__}; task {args.task}, batch {CORPORA[args.task][2]}, "
+          f"WavLM {args.size} (random init, 13 x 768 for Base)\n")
     print("| path | steps/s | ratio to on the fly | goal |")
     print("|---|---|---|---|")
     print(f"| on the fly, frozen upstream (baseline) | {otf:.3f} | 1 | |")

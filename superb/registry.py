@@ -114,6 +114,8 @@ CORPORA.add("fluent_commands", "superb.extract.corpora.fluent_commands:FluentCom
             "Fluent Speech Commands: wavs/speakers/SPK/ID.wav with data/{train,valid,test}_data.csv")
 CORPORA.add("iemocap", "superb.extract.corpora.iemocap:Iemocap",
             "IEMOCAP: SessionN/sentences/wav with EmoEvaluation labels (neu, hap+exc, ang, sad)")
+CORPORA.add("snips", "superb.extract.corpora.snips:Snips",
+            "Audio SNIPS (s3prl's slot-filling layout): SPLIT/SPEAKER-snips-SPLIT-N.wav with all.iob.snips.txt")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
 
@@ -128,6 +130,9 @@ TASKS.add("er", "superb.train.tasks.er:TASK", "emotion recognition, IEMOCAP 4 cl
           aliases=("emotion",))
 TASKS.add("pr", "superb.train.tasks.pr.task:TASK", "phoneme recognition, LibriSpeech phones (CMUdict), CTC, PER",
           aliases=("libriphone",))
+TASKS.add("asr", "superb.train.tasks.asr.task:TASK", "speech recognition, LibriSpeech characters, CTC, WER "
+          "(+ KenLM beam search)")
+TASKS.add("sf", "superb.train.tasks.sf.task:TASK", "slot filling, Audio SNIPS, CTC, slot-type F1 / slot-value CER")
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

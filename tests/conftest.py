@@ -15,6 +15,7 @@ from superb.testing.corpora import (
     make_generic,
     make_iemocap,
     make_librispeech,
+    make_snips,
     make_speech_commands,
     make_voxceleb1,
 )
@@ -75,3 +76,22 @@ def fluent_commands_root(corpora_dir: Path) -> Path:
 def iemocap_root(corpora_dir: Path) -> Path:
     """``ROOT/Session1..5``: 8 turns per session (2 dialogs), 8 of the 40 with labels the reader drops."""
     return make_iemocap(corpora_dir / "iemocap")
+
+
+@pytest.fixture(scope="session")
+def librispeech_fbank_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``stores/fbank_plain``: fbank without CMVN of a 4-speaker × 6-utterance LibriSpeech copy per split."""
+    from superb.extract.extraction import ExtractRequest, extract
+
+    root = make_librispeech(tmp_path_factory.mktemp("libri_ctc"), speakers=4, utts_per_speaker=6)
+    out = tmp_path_factory.mktemp("ctc_stores") / "fbank_plain"
+    extract(ExtractRequest(upstream="fbank", corpus="librispeech", root=root, out=out,
+                           upstream_options={"cmvn": False}, progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def snips_root(corpora_dir: Path) -> Path:
+    """s3prl's Audio SNIPS layout: 2 SUPERB speakers × 3 utterances per split folder, all 8 intents' sentences,
+    plus a train voice's wav in ``valid/`` and a non-SUPERB voice's wav in ``test/`` (both ignored)."""
+    return make_snips(corpora_dir / "snips")

@@ -32,7 +32,7 @@ def test_override_values_are_never_executed(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("task", ["ks", "sid", "ic", "er", "example"])
+@pytest.mark.parametrize("task", ["ks", "sid", "ic", "er", "pr", "asr", "sf", "example"])
 def test_every_shipped_config_loads(task):
     config = load_config(default_config_path(task))
     assert config.runner.total_steps > 0 and config.optimizer.lr > 0

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
-from superb.testing.corpora import make_librispeech
 from superb.train.tasks.ctc import greedy
 
 
@@ -21,13 +20,9 @@ def superb(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=env)
 
 
-@pytest.fixture(scope="module")
-def pr_store(tmp_path_factory) -> Path:
-    root = make_librispeech(tmp_path_factory.mktemp("libri"), speakers=4, utts_per_speaker=6)
-    out = tmp_path_factory.mktemp("stores") / "fbank_plain"
-    extract(ExtractRequest(upstream="fbank", corpus="librispeech", root=root, out=out,
-                           upstream_options={"cmvn": False}, progress=False))
-    return out
+@pytest.fixture
+def pr_store(librispeech_fbank_store) -> Path:
+    return librispeech_fbank_store
 
 
 def test_greedy_collapses_repeats_and_drops_blanks():

@@ -536,3 +536,92 @@ def make_iemocap(root: str | Path, sessions: Sequence[int] = (1, 2, 3, 4, 5), pe
             encoding="utf-8")
     (root / "README.txt").write_text("tiny synthetic IEMOCAP for tests\n", encoding="utf-8")
     return root
+
+
+# -- Audio SNIPS -----------------------------------------------------------------------------------------
+
+# (intent, words, slot tags): SNIPS intents and slot names, tags bare as in s3prl's all.iob.snips.txt; one
+# utterance without slots, one with "&" (s3prl spells it AND) and one with a "?" word (s3prl skips it)
+SNIPS_ITEMS = (
+    ("PlayMusic", "PLAY THE SONG YESTERDAY BY THE BEATLES", "O O music_item track O artist artist"),
+    ("AddToPlaylist", "ADD THIS TRACK TO MY ROAD TRIP PLAYLIST", "O O music_item O playlist_owner playlist playlist O"),
+    ("GetWeather", "WHAT IS THE WEATHER IN PARIS TOMORROW", "O O O O O city timeRange"),
+    ("BookRestaurant", "BOOK A TABLE FOR FOUR AT A PIZZERIA", "O O O O party_size_number O O restaurant_type"),
+    ("RateBook", "RATE THIS BOOK FIVE OUT OF SIX", "O object_select object_type rating_value O O best_rating"),
+    ("PlayMusic", "PLAY SOME ROCK & ROLL", "O O genre genre genre"),
+    ("GetWeather", "WHAT'S THE WEATHER LIKE", "O O O O"),
+    ("SearchScreeningEvent", "WHEN IS THE MOVIE SCHEDULE ?", "O O O object_type object_type O"),
+)
+SNIPS_SPEAKERS = {  # SUPERB's speaker split (s3prl snips.yaml), by split folder
+    "train": ("Ivy", "Joanna", "Joey", "Justin", "Kendra", "Kimberly", "Matthew", "Salli"),
+    "valid": ("Aditi", "Amy", "Geraint", "Nicole"),
+    "test": ("Brian", "Emma", "Raveena", "Russell"),
+}
+SNIPS_FOREIGN_SPEAKER = "Olivia"  # a Polly voice outside SUPERB's lists: its wav must be ignored
+_SNIPS_FIRST_ITEM = {"train": 0, "valid": 3, "test": 5}  # split folders start at different sentences
+
+
+@dataclass(frozen=True)
+class SnipsUtterance:
+    """One wav of the tiny Audio SNIPS: its split folder, id (= stem), words, tags, intent, and whether SUPERB
+    keeps it (``kept``: its speaker is in that split's SUPERB list)."""
+
+    folder: str
+    id: str
+    speaker: str
+    words: tuple[str, ...]
+    tags: tuple[str, ...]
+    intent: str
+    kept: bool
+
+
+def snips_item(split_folder: str, n: int) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """``(intent, words, tags)`` of utterance ``n`` of a split folder (every speaker of a split reads the same)."""
+    intent, text, tags = SNIPS_ITEMS[(_SNIPS_FIRST_ITEM[split_folder] + n) % len(SNIPS_ITEMS)]
+    return intent, tuple(text.split()), tuple(tags.split())
+
+
+def snips_plan(per_speaker: int = 3, speakers_per_split: int = 2) -> list[SnipsUtterance]:
+    """The wavs ``make_snips`` writes: the first ``speakers_per_split`` SUPERB speakers of each split folder read
+    utterances 0..per_speaker-1 of it; plus two wavs SUPERB drops: the first train speaker's utterance 0 in
+    ``valid/`` (the real folders hold all 16 voices) and one of a voice outside SUPERB's lists in ``test/``."""
+    plan = []
+    for folder, speakers in SNIPS_SPEAKERS.items():
+        for speaker in speakers[:speakers_per_split]:
+            for n in range(per_speaker):
+                intent, words, tags = snips_item(folder, n)
+                plan.append(SnipsUtterance(folder, f"{speaker}-snips-{folder}-{n}", speaker, words, tags, intent, True))
+    for folder, speaker in (("valid", SNIPS_SPEAKERS["train"][0]), ("test", SNIPS_FOREIGN_SPEAKER)):
+        intent, words, tags = snips_item(folder, 0)
+        plan.append(SnipsUtterance(folder, f"{speaker}-snips-{folder}-0", speaker, words, tags, intent, False))
+    return plan
+
+
+def _snips_voice(speaker: str) -> Voice:
+    names = [s for speakers in SNIPS_SPEAKERS.values() for s in speakers] + [SNIPS_FOREIGN_SPEAKER]
+    return voice(names.index(speaker))
+
+
+def make_snips(root: str | Path, per_speaker: int = 3, speakers_per_split: int = 2) -> Path:
+    """Write s3prl's Audio SNIPS layout under ``root`` and return it.
+
+    ``ROOT/{train,valid,test}/SPEAKER-snips-SPLIT-N.wav`` as in ``snips_plan``; ``ROOT/all.iob.snips.txt`` with
+    a line for utterances 0..per_speaker-1 of every SUPERB speaker in every split folder (as the real file has
+    lines for all voices; most have no wav here), none for the foreign voice; ``ROOT/slots.txt`` (``O`` first,
+    then the slot names, sorted), and a README.
+    """
+    root = Path(root)
+    plan = snips_plan(per_speaker, speakers_per_split)
+    _run_all([_speak(" ".join(u.words).lower(), root / u.folder / f"{u.id}.wav", _snips_voice(u.speaker))
+              for u in plan])
+    lines = []
+    for folder in SNIPS_SPEAKERS:
+        for speaker in sorted(s for speakers in SNIPS_SPEAKERS.values() for s in speakers):
+            for n in range(per_speaker):
+                intent, words, tags = snips_item(folder, n)
+                lines.append(f"{speaker}-snips-{folder}-{n} BOS {' '.join(words)} EOS\tO {' '.join(tags)} {intent}")
+    (root / "all.iob.snips.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    slots = sorted({tag for _, _, tags in SNIPS_ITEMS for tag in tags.split()} - {"O"})
+    (root / "slots.txt").write_text("O\n" + "".join(s + "\n" for s in slots), encoding="utf-8")
+    (root / "README.md").write_text("tiny synthetic Audio SNIPS (s3prl layout) for tests\n", encoding="utf-8")
+    return root

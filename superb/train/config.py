@@ -65,6 +65,31 @@ class DataConfig:
 class ModelConfig:
     projector_dim: int = 256
     pooling: str = "mean"
+    rnn_layers: int = 2  # asr: bidirectional LSTM layers after the projector
+    rnn_dim: int = 1024  # asr: units per direction
+    rnn_dropout: float = 0.2
+
+
+@dataclass
+class SpecAugConfig:
+    """SpecAugment on the featurizer output during training (s3prl's ASR: masks only, no time warp)."""
+
+    enabled: bool = False
+    num_time_mask: int = 2
+    time_mask_width: int = 40  # frames, widths drawn from [0, this]
+    num_freq_mask: int = 4
+    freq_mask_width: int = 50  # feature dims, widths drawn from [0, this]
+
+
+@dataclass
+class DecodeConfig:
+    """asr: optional KenLM beam search at evaluation (s3prl's decoder defaults)."""
+
+    lm: str | None = None  # ARPA or binary KenLM file; None: greedy only
+    lexicon: str | None = None  # words (or a lexicon file); default: the ARPA's unigrams
+    beam: int = 5
+    lm_weight: float = 2.0
+    word_score: float = -1.0
 
 
 @dataclass
@@ -80,6 +105,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     featurizer: FeaturizerConfig = field(default_factory=FeaturizerConfig)
+    specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
