@@ -44,7 +44,7 @@ class CorpusSource:
         reader = CORPORA.get(corpus)(root, **(options or {}))
         self.path = Path(root)
         self.attrs = {"corpus": reader.describe(), "upstream": None}
-        self.splits = list(reader.splits)
+        self.splits = reader.default_splits()  # e.g. only the LibriSpeech splits unpacked
         by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in self.splits}
         for utterance in reader.utterances(self.splits):
             by_split[utterance.split].append(utterance.to_record())
