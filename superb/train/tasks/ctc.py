@@ -49,3 +49,4 @@ def token_ids(tokens: Sequence[str], index: dict[str, int], where: str) -> tuple
     if missing:
         raise ConfigError(f"{where}: token {missing[0]!r} is not in the task's vocabulary")
     return tuple(index[t] for t in tokens)
+

@@ -68,14 +68,8 @@ class UtteranceTask:
     higher_is_better: bool = True
     labels: Callable[[FeatureStore, Roles, Config, int], dict[tuple[str, int], tuple[str, ...]]] | None = None
 
-    def check_store(self, store: FeatureStore) -> None:
-        corpus = store.attrs["corpus"]["name"]
-        if self.corpus is not None and corpus != self.corpus:
-            raise StoreError(f"{store.path}: the store holds corpus {corpus!r}; task {self.name!r} needs "
-                             f"{self.corpus!r} (extract it with --corpus {self.corpus})")
-
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
-        self.check_store(store)
+        check_corpus(store, self.name, self.corpus)
         roles = self.assign(store, config.data)
         if self.labels is not None:
             labels = self.labels(store, roles, config, seed)
@@ -135,6 +129,14 @@ class UtteranceTask:
 
 
 # -- shared pieces the task folders combine --------------------------------------------------------
+
+
+def check_corpus(store: FeatureStore, task: str, corpus: str | None) -> None:
+    """A store of another corpus than the task's is refused in one line that says what to extract."""
+    held = store.attrs["corpus"]["name"]
+    if corpus is not None and held != corpus:
+        raise StoreError(f"{store.path}: the store holds corpus {held!r}; task {task!r} needs {corpus!r} "
+                         f"(extract it with --corpus {corpus})")
 
 
 def splits_by_role(store: FeatureStore, data: DataConfig) -> Roles:

@@ -16,14 +16,13 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from superb.errors import StoreError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig, SpecAugConfig
 from superb.train.data import Item
 from superb.train.tasks.asr.text import VOCAB, cer, decode, encode, wer
 from superb.train.tasks.ctc import ctc_loss, greedy
-from superb.train.tasks.pr.lexicon import write_ark
-from superb.train.tasks.utterance import Prepared, splits_by_role
+from superb.train.tasks.scoring import write_ark
+from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugConfig) -> torch.Tensor:
@@ -77,14 +76,8 @@ class SpeechRecognition:
     higher_is_better: bool = False
     description: str = "speech recognition, LibriSpeech characters, CTC, WER (+ KenLM beam search)"
 
-    def check_store(self, store: FeatureStore) -> None:
-        corpus = store.attrs["corpus"]["name"]
-        if corpus != self.corpus:
-            raise StoreError(f"{store.path}: the store holds corpus {corpus!r}; task 'asr' needs 'librispeech' "
-                             "(extract it with --corpus librispeech)")
-
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
-        self.check_store(store)
+        check_corpus(store, self.name, self.corpus)
         items, ids = {}, {}
         for role, pairs in splits_by_role(store, config.data).items():
             out = []

@@ -15,6 +15,7 @@ import string
 from collections.abc import Iterable, Sequence
 
 from superb.errors import ConfigError
+from superb.train.tasks.scoring import error_rate
 
 BLANK = "<blank>"  #: the CTC blank, index 0
 WORD_BOUNDARY = "|"  #: ends every word, the last one included
@@ -58,26 +59,13 @@ def decode(ids: Iterable[int]) -> str:
     return " ".join("".join(chars).split())
 
 
-def _error_rate(name: str, hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:
-    import editdistance
-
-    if len(hyps) != len(refs):
-        raise ValueError(f"{name}: {len(hyps)} hypotheses but {len(refs)} references; "
-                         "pass one hypothesis per reference, in the same order.")
-    total = sum(len(ref) for ref in refs)
-    if total == 0:
-        raise ValueError(f"{name}: the {len(refs)} references are all empty, so the error rate is undefined.")
-    errors = sum(editdistance.eval(list(hyp), list(ref)) for hyp, ref in zip(hyps, refs, strict=True))
-    return errors / total
-
-
 def wer(hyps: Sequence[str], refs: Sequence[str]) -> float:
     """Corpus word error rate: total word edit distance ÷ total reference words (a fraction, not percent).
 
     Words are split on whitespace; as s3prl's ``_compute_metrics`` (which reports ×100). Raises ``ValueError``
     when the lists differ in length or the references hold no words.
     """
-    return _error_rate("wer", [h.split() for h in hyps], [r.split() for r in refs])
+    return error_rate("wer", [h.split() for h in hyps], [r.split() for r in refs])
 
 
 def cer(hyps: Sequence[str], refs: Sequence[str]) -> float:
@@ -86,4 +74,4 @@ def cer(hyps: Sequence[str], refs: Sequence[str]) -> float:
     Each string's words are re-joined with single spaces first, so ``"A  B "`` is the 3 characters ``A B``.
     Raises ``ValueError`` when the lists differ in length or the references hold no characters.
     """
-    return _error_rate("cer", [" ".join(h.split()) for h in hyps], [" ".join(r.split()) for r in refs])
+    return error_rate("cer", [" ".join(h.split()) for h in hyps], [" ".join(r.split()) for r in refs])

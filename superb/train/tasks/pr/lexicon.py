@@ -12,10 +12,11 @@ from __future__ import annotations
 import functools
 import os
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from superb.errors import ConfigError
+from superb.train.tasks.scoring import error_rate
 
 # CMUdict's 39 base phones. Vowels carry a stress digit (0 none, 1 primary, 2 secondary); consonants none.
 _VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW")
@@ -124,34 +125,4 @@ def per(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]]
 
     Raises ``ValueError`` when the two lists differ in length or the references hold no phones at all.
     """
-    import editdistance
-
-    if len(hypotheses) != len(references):
-        raise ValueError(f"per: {len(hypotheses)} hypotheses but {len(references)} references; "
-                         "pass one hypothesis per reference, in the same order.")
-    total = sum(len(ref) for ref in references)
-    if total == 0:
-        raise ValueError(f"per: the {len(references)} references hold no phones, so PER is undefined.")
-    errors = sum(editdistance.eval(list(hyp), list(ref)) for hyp, ref in zip(hypotheses, references, strict=True))
-    return errors / total
-
-
-def write_ark(path: str | os.PathLike[str], ids: Iterable[str], sequences: Iterable[Sequence[str]]) -> Path:
-    """Write Kaldi-style text ark lines ``UTTID PH1 PH2 …`` (as s3prl's ``SPLIT-hyp.ark``/``SPLIT-ref.ark``).
-
-    An empty sequence writes the bare ``UTTID``. Written to ``PATH.partial`` and then renamed, so a kill
-    never leaves half a file. Raises ``ValueError`` for an ID or token that is empty or holds whitespace
-    (it would shift every column), and when ``ids`` and ``sequences`` differ in length.
-    """
-    path = Path(path)
-    lines = []
-    for uttid, seq in zip(ids, sequences, strict=True):
-        for token in (uttid, *seq):
-            if not token or any(c.isspace() for c in token):
-                raise ValueError(f"write_ark {path}: utterance {uttid!r} has an empty or whitespace-holding "
-                                 f"token {token!r}; IDs and phones must be single non-blank words.")
-        lines.append(" ".join((uttid, *seq)) + "\n")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)  # a kill never leaves half an ark
-    return path
+    return error_rate("per", hypotheses, references)

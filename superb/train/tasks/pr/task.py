@@ -14,13 +14,14 @@ from typing import Any
 
 import torch
 
-from superb.errors import ConfigError, StoreError
+from superb.errors import ConfigError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
 from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy
-from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per, write_ark
-from superb.train.tasks.utterance import Prepared, splits_by_role
+from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per
+from superb.train.tasks.scoring import write_ark
+from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 BLANK = "<blank>"
 
@@ -34,14 +35,8 @@ class PhoneRecognition:
     higher_is_better: bool = False
     description: str = "phoneme recognition, LibriSpeech phones (CMUdict), CTC, PER"
 
-    def check_store(self, store: FeatureStore) -> None:
-        corpus = store.attrs["corpus"]["name"]
-        if corpus != self.corpus:
-            raise StoreError(f"{store.path}: the store holds corpus {corpus!r}; task 'pr' needs 'librispeech' "
-                             "(extract it with --corpus librispeech)")
-
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
-        self.check_store(store)
+        check_corpus(store, self.name, self.corpus)
         lexicon = Lexicon.load(config.data.lexicon)
         vocab = [BLANK, *PHONES]
         index = {p: k for k, p in enumerate(vocab)}

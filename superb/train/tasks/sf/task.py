@@ -13,14 +13,13 @@ from typing import Any
 
 import torch
 
-from superb.errors import StoreError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
 from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy, token_ids
-from superb.train.tasks.pr.lexicon import write_ark
+from superb.train.tasks.scoring import write_ark
 from superb.train.tasks.sf.slots import build_vocabulary, iob_to_tagged, render, slot_type_f1, slot_value_cer
-from superb.train.tasks.utterance import Prepared, splits_by_role
+from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 
 @dataclass(frozen=True)
@@ -32,14 +31,8 @@ class SlotFilling:
     higher_is_better: bool = True
     description: str = "slot filling, Audio SNIPS, CTC over characters + slot tags, slot-type F1 / value CER"
 
-    def check_store(self, store: FeatureStore) -> None:
-        corpus = store.attrs["corpus"]["name"]
-        if corpus != self.corpus:
-            raise StoreError(f"{store.path}: the store holds corpus {corpus!r}; task 'sf' needs 'snips' "
-                             "(extract it with --corpus snips)")
-
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
-        self.check_store(store)
+        check_corpus(store, self.name, self.corpus)
         roles = splits_by_role(store, config.data)
         tagged = {role: [iob_to_tagged(store.split(s).records[i]["meta"]["words"],
                                        store.split(s).records[i]["meta"]["slots"]) for s, i in pairs]
