@@ -113,8 +113,8 @@ class Trainer:
     progress: Progress = field(default_factory=Progress)
 
     def __post_init__(self) -> None:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(params, self.config.optimizer)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, self.config.optimizer)
         cfg, total = self.config.optimizer, self.config.runner.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg, total))
         self._writer = None
@@ -246,8 +246,7 @@ class Trainer:
                 micro += 1
                 if micro % accumulate:
                     continue
-                params = [p for p in self.model.parameters() if p.requires_grad]
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, runner.gradient_clipping)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.params, runner.gradient_clipping)
                 if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
                     self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)

@@ -46,3 +46,15 @@ def write_ark(path: str | os.PathLike[str], ids: Iterable[str], sequences: Itera
     tmp.write_text("".join(lines), encoding="utf-8")
     os.replace(tmp, path)  # a kill never leaves half an ark
     return path
+
+
+def write_role_arks(expdir: Path, role: str, ids: Sequence[str], positions: Sequence[int],
+                    arks: dict[str, Sequence[Sequence[str]]]) -> None:
+    """``ROLE-NAME.ark`` for each ``NAME: token sequences`` (in evaluation order), rows in manifest order.
+
+    ``positions[k]`` is the role's item index of the k-th evaluated utterance; ``ids`` names the items.
+    """
+    order = sorted(range(len(positions)), key=lambda k: positions[k])
+    names = [ids[positions[k]] for k in order]
+    for name, sequences in arks.items():
+        write_ark(Path(expdir) / f"{role}-{name}.ark", names, [sequences[k] for k in order])

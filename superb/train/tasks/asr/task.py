@@ -21,7 +21,7 @@ from superb.train.config import Config, ModelConfig, SpecAugConfig
 from superb.train.data import Item
 from superb.train.tasks.asr.text import VOCAB, cer, decode, encode, wer
 from superb.train.tasks.ctc import ctc_loss, greedy
-from superb.train.tasks.scoring import write_ark
+from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 
@@ -121,12 +121,11 @@ class SpeechRecognition:
     def write_outputs(self, expdir: Path, role: str, positions: list[int], predictions: list, targets: list,
                       prepared: Prepared) -> None:
         """``ROLE-hyp.ark`` (greedy), ``ROLE-hyp-lm.ark`` (beam search, if any) and ``ROLE-ref.ark``."""
-        order = sorted(range(len(positions)), key=lambda k: positions[k])
-        names = [prepared.ids[role][positions[k]] for k in order]
-        write_ark(expdir / f"{role}-hyp.ark", names, [predictions[k][0].split() for k in order])
+        arks = {"hyp": [greedy_text.split() for greedy_text, _ in predictions],
+                "ref": [decode(ids).split() for ids in targets]}
         if predictions and predictions[0][1] is not None:
-            write_ark(expdir / f"{role}-hyp-lm.ark", names, [predictions[k][1].split() for k in order])
-        write_ark(expdir / f"{role}-ref.ark", names, [decode(targets[k]).split() for k in order])
+            arks["hyp-lm"] = [lm_text.split() for _, lm_text in predictions]
+        write_role_arks(expdir, role, prepared.ids[role], positions, arks)
 
 
 TASK = SpeechRecognition()

@@ -20,7 +20,7 @@ from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
 from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy
 from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per
-from superb.train.tasks.scoring import write_ark
+from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 BLANK = "<blank>"
@@ -82,11 +82,10 @@ class PhoneRecognition:
     def write_outputs(self, expdir: Path, role: str, positions: list[int], predictions: list, targets: list,
                       prepared: Prepared) -> None:
         """``ROLE-hyp.ark`` and ``ROLE-ref.ark``, as s3prl writes them (one ``UTTID PH1 PH2 …`` line each)."""
-        vocab, ids = prepared.classes[0], prepared.ids[role]
-        order = sorted(range(len(positions)), key=lambda k: positions[k])
-        names = [ids[positions[k]] for k in order]
-        write_ark(expdir / f"{role}-hyp.ark", names, [[vocab[t] for t in predictions[k]] for k in order])
-        write_ark(expdir / f"{role}-ref.ark", names, [[vocab[t] for t in targets[k]] for k in order])
+        vocab = prepared.classes[0]
+        write_role_arks(expdir, role, prepared.ids[role], positions,
+                        {"hyp": [[vocab[t] for t in seq] for seq in predictions],
+                         "ref": [[vocab[t] for t in seq] for seq in targets]})
 
 
 TASK = PhoneRecognition()

@@ -17,7 +17,7 @@ from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
 from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy, token_ids
-from superb.train.tasks.scoring import write_ark
+from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.sf.slots import build_vocabulary, iob_to_tagged, render, slot_type_f1, slot_value_cer
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
@@ -67,13 +67,12 @@ class SlotFilling:
     def write_outputs(self, expdir: Path, role: str, positions: list[int], predictions: list, targets: list,
                       prepared: Prepared) -> None:
         vocab = prepared.classes[0]
-        order = sorted(range(len(positions)), key=lambda k: positions[k])
-        names = [prepared.ids[role][positions[k]] for k in order]
+
         def text(ids: tuple[int, ...]) -> list[str]:  # s3prl's rendering: words, B-slot … E-slot tags
             return render([vocab[t] for t in ids]).split()
 
-        write_ark(expdir / f"{role}-hyp.ark", names, [text(predictions[k]) for k in order])
-        write_ark(expdir / f"{role}-ref.ark", names, [text(targets[k]) for k in order])
+        write_role_arks(expdir, role, prepared.ids[role], positions,
+                        {"hyp": [text(seq) for seq in predictions], "ref": [text(seq) for seq in targets]})
 
 
 TASK = SlotFilling()
