@@ -9,17 +9,15 @@ from __future__ import annotations
 import collections
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from superb.stores import open_store
+from superb.testing.cli import run_superb
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=env)
+    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
 
 
 def write_bigram_arpa(sentences: list[list[str]], path: Path) -> Path:

@@ -11,30 +11,20 @@ from pathlib import Path
 import pytest
 
 from superb.errors import ConfigError, CorpusError
-from superb.extract.audio import probe, read
-from superb.extract.corpora.base import Utterance
+from superb.extract.audio import probe
 from superb.extract.corpora.generic import Generic
 from superb.extract.corpora.librispeech import LibriSpeech
 from superb.extract.corpora.speech_commands import CLASSES, SpeechCommands, detect_version
 from superb.registry import CORPORA
+from superb.testing.checks import assert_lengths_decode, assert_ordered
 from superb.testing.corpora import COMMANDS, librispeech_ids, which_set
 from superb.testing.speech import write_noise
 
 LS_SPLITS = ["train-clean-100", "dev-clean", "test-clean"]
 
 
-def assert_lengths_decode(utts: list[Utterance]) -> None:
-    """Every ``num_samples`` is the length ``audio.read`` decodes at 16 kHz."""
-    for u in utts:
-        assert len(read(u.path, u.start, u.frames)) == u.num_samples, u.id
 
 
-def assert_ordered(utts: list[Utterance], splits: list[str]) -> None:
-    """Split by split in the order asked, sorted ids within a split."""
-    assert list(dict.fromkeys(u.split for u in utts)) == splits
-    for split in splits:
-        ids = [u.id for u in utts if u.split == split]
-        assert ids == sorted(ids)
 
 
 def copy_of(root: Path, tmp_path: Path, name: str | None = None) -> Path:

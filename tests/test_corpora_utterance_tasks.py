@@ -12,30 +12,19 @@ from pathlib import Path
 import pytest
 
 from superb.errors import ConfigError, CorpusError
-from superb.extract.audio import read
 from superb.extract.corpora.base import Utterance
 from superb.extract.corpora.fluent_commands import FluentCommands
 from superb.extract.corpora.iemocap import SESSIONS, Iemocap
 from superb.extract.corpora.voxceleb1 import VoxCeleb1
 from superb.registry import CORPORA
+from superb.testing.checks import assert_lengths_decode, assert_ordered
 from superb.testing.corpora import FSC_INTENTS, fluent_commands_plan, iemocap_plan, voxceleb1_plan
 
 SPLITS = ["train", "dev", "test"]
 
 
-def assert_lengths_decode(utts: list[Utterance]) -> None:
-    """Every ``num_samples`` is the length ``audio.read`` decodes at 16 kHz."""
-    assert utts
-    for u in utts:
-        assert len(read(u.path, u.start, u.frames)) == u.num_samples, u.id
 
 
-def assert_ordered(utts: list[Utterance], splits: list[str]) -> None:
-    """Split by split in the order asked, sorted ids within a split."""
-    assert list(dict.fromkeys(u.split for u in utts)) == splits
-    for split in splits:
-        ids = [u.id for u in utts if u.split == split]
-        assert ids == sorted(ids)
 
 
 def summary(utts: list[Utterance]) -> list[tuple]:

@@ -15,25 +15,17 @@ import numpy as np
 import pytest
 
 from superb.stores.base import open_store
+from superb.testing.cli import one_error_line, run_superb
 
 TESTS = Path(__file__).parent
 SMALL_LAYOUT = ["--chunk-frames", "16", "--shard-frames", "64", "--block-shards", "1"]
 
 
-def superb(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess, as a user would (one line on error, exit code)."""
-    full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=full_env)
+def superb(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess, with ``tests/`` importable (for ``slow_upstream``)."""
+    return run_superb(*args, env={"PYTHONPATH": str(TESTS)})
 
 
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    """The run failed with exactly one ``error:`` line and no traceback; returns that line."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    return errors[0]
 
 
 def all_features(path: Path) -> dict[str, np.ndarray]:

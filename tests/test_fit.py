@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import pytest
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
+from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import read_results as results
 from superb.testing.corpora import make_speech_commands
 
 TESTS = Path(__file__).parent
@@ -25,12 +26,9 @@ FAST = "config.runner.log_step=25,,config.runner.eval_step=50,,config.runner.sav
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=env)
+    return run_superb(*args, env={"PYTHONPATH": str(TESTS)})
 
 
-def results(expdir: Path) -> dict:
-    return json.loads((expdir / "results.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +151,6 @@ def test_example_task_and_single_layer(ks_stores, tmp_path):
     assert out["layer"] == 0 and not (expdir / "layer_weights.json").exists()
 
 
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error:") and sum(x.startswith("error:") for x in lines) == 1, lines
-    return lines[-1]
 
 
 def test_bad_runs_fail_in_one_line(ks_stores, ks_run, tmp_path):

@@ -17,9 +17,7 @@ up to 10x slower whenever anything else was running.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +25,8 @@ import pytest
 
 from superb.extract.extraction import ExtractRequest, extract
 from superb.stores import open_store
+from superb.testing.cli import read_results as results
+from superb.testing.cli import run_superb
 from superb.testing.corpora import make_fluent_commands, make_iemocap, make_voxceleb1
 
 TESTS = Path(__file__).parent
@@ -54,12 +54,9 @@ INTERVALS = ("config.runner.log_step=50,,config.runner.eval_step=50,,config.runn
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=env)
+    return run_superb(*args, env={"PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"})
 
 
-def results(expdir: Path) -> dict:
-    return json.loads((expdir / "results.json").read_text())
 
 
 @pytest.fixture(scope="module")

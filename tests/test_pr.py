@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
+from superb.testing.cli import run_superb
 from superb.train.tasks.ctc import greedy
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=env)
+    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture

@@ -7,17 +7,15 @@ CTC loss falls; the metrics themselves are checked against hand-made cases in te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 from superb.extract.extraction import ExtractRequest, extract
+from superb.testing.cli import run_superb
 from superb.testing.corpora import make_snips
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True, env=env)
+    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
 
 
 def test_sf_trains_and_scores(tmp_path):
