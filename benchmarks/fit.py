@@ -3,10 +3,12 @@
 The on-the-fly baseline runs a frozen random-init WavLM (Base by default) inside every step, as s3prl's
 runner does; the store path reads the same model's stored hidden states. Both train the same head on
 the weighted sum of 13 × 768 hidden states, no gradient accumulation: ``--task ks`` (Linear → mean-pool
-→ Linear, batch 32 × 1 s, Speech Commands) or ``--task pr`` (linear CTC head, batch 16 LibriSpeech-like
-utterances of 2–6 s). Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU).
+→ Linear, batch 32 × 1 s, Speech Commands), ``--task pr`` (linear CTC head, batch 16 LibriSpeech-like
+utterances of 2–6 s), ``--task asv`` (x-vector + AM-softmax, batch 10, VoxCeleb1 verification store,
+silence-trimmed) or ``--task sd`` (LSTM + PIT, batch 8 two-speaker recordings of 8 s). Also ``--preload``
+(the split held in RAM). Goal: store ≥ 30× on the fly (CPU).
 
-    python benchmarks/fit.py [--task ks] [--size base] [--steps 40] [--otf-steps 6] [--device cpu]
+    python benchmarks/fit.py [--task ks|pr|asv|sd] [--size base] [--steps 40] [--otf-steps 6] [--device cpu]
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from pathlib import Path
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
-from superb.testing.corpora import make_librispeech, make_speech_commands
+from superb.testing.corpora import make_diarization, make_librispeech, make_speech_commands, make_voxceleb1
 from superb.train.runner import FitArgs, fit
 
-CORPORA = {  # task → (corpus name, builder returning the corpus root, batch size)
-    "ks": ("speech_commands", lambda root: make_speech_commands(root, per_word=16, speakers=5)[0], 32),
-    "pr": ("librispeech", lambda root: make_librispeech(root, speakers=4, utts_per_speaker=8), 16),
+# task → (corpus name, builder returning the corpus root, batch size, corpus options, task overrides)
+CORPORA = {
+    "ks": ("speech_commands", lambda root: make_speech_commands(root, per_word=16, speakers=5)[0], 32, {}, ""),
+    "pr": ("librispeech", lambda root: make_librispeech(root, speakers=4, utts_per_speaker=8), 16, {}, ""),
+    "asv": ("voxceleb1", lambda root: make_voxceleb1(root, speakers=8, videos=2, utts_per_video=4, test_speakers=2),
+            10, {"verification": True, "min_seconds": 1.0}, ",,config.data.dev_speakers=2"),
+    "sd": ("diarization", lambda root: make_diarization(root, recordings_per_split=8, seconds=8.0), 8, {}, ""),
 }
 
 
@@ -48,16 +54,17 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="superb-fit-bench-"))
     try:
-        corpus, build, batch = CORPORA[args.task]
+        corpus, build, batch, corpus_options, task_override = CORPORA[args.task]
         train_root = build(work / "corpus")
         extract(ExtractRequest(upstream="wavlm", corpus=corpus, root=train_root, out=work / "stores",
-                               random_init=args.size, device=args.device, progress=False))
+                               corpus_options=corpus_options, random_init=args.size, device=args.device,
+                               progress=False))
 
         def run(name: str, steps: int, warmup: int, **kw) -> float:
             override = (f"config.runner.total_steps={steps},,config.runner.eval_step={10 * steps},,"
                         f"config.runner.save_step={10 * steps},,config.runner.log_step={steps},,"
                         f"config.data.batch_size={batch},,config.data.num_workers={args.workers},,"
-                        "config.runner.gradient_accumulate_steps=1")
+                        "config.runner.gradient_accumulate_steps=1" + task_override)
             fit_args = FitArgs(task=args.task, expdir=str(work / "runs" / name), override=override, seed=0,
                                device=args.device, **kw)
             return timed_fit(fit_args, steps, warmup)

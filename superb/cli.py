@@ -42,6 +42,22 @@ def _yaml_mapping(path: Path | None, what: str) -> dict[str, Any]:
     return data
 
 
+def _key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items → a dict; values are YAML literals (``true``, ``2.5``, ``[a, b]``), never evaluated."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
 @app.command()
 def extract(
     upstream: Annotated[str, typer.Option("-u", "--upstream", help="registered name or module:attr")],
@@ -63,6 +79,8 @@ def extract(
     workers: Annotated[int, typer.Option("--workers", help="audio decoding threads")] = 2,
     test_root: Annotated[Optional[Path], typer.Option("--test-root",
                                                       help="speech_commands: the separate test set")] = None,
+    corpus_option: Annotated[Optional[list[str]], typer.Option(
+        "-c", "--corpus-option", help="KEY=VALUE corpus option, repeatable (voxceleb1: verification=true)")] = None,
     chunk_frames: Annotated[Optional[int], typer.Option("--chunk-frames", hidden=True)] = None,
     shard_frames: Annotated[Optional[int], typer.Option("--shard-frames", hidden=True)] = None,
     block_shards: Annotated[Optional[int], typer.Option("--block-shards", hidden=True)] = None,
@@ -73,7 +91,7 @@ def extract(
     from superb.extract.extraction import extract as run
     from superb.registry import UPSTREAMS
 
-    corpus_options: dict[str, Any] = {}
+    corpus_options = _key_values(corpus_option or [], "--corpus-option")
     if test_root is not None:
         corpus_options["test_root"] = test_root
     name = upstream.rsplit(":", 1)[-1] if ":" in upstream else UPSTREAMS.canonical(upstream)

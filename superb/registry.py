@@ -116,6 +116,8 @@ CORPORA.add("iemocap", "superb.extract.corpora.iemocap:Iemocap",
             "IEMOCAP: SessionN/sentences/wav with EmoEvaluation labels (neu, hap+exc, ang, sad)")
 CORPORA.add("snips", "superb.extract.corpora.snips:Snips",
             "Audio SNIPS (s3prl's slot-filling layout): SPLIT/SPEAKER-snips-SPLIT-N.wav with all.iob.snips.txt")
+CORPORA.add("diarization", "superb.extract.corpora.diarization:Diarization",
+            "Libri2Mix-style Kaldi data dirs {train,dev,test}/ with wav.scp, segments, utt2spk, rttm, reco2dur")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
 
@@ -133,6 +135,10 @@ TASKS.add("pr", "superb.train.tasks.pr.task:TASK", "phoneme recognition, LibriSp
 TASKS.add("asr", "superb.train.tasks.asr.task:TASK", "speech recognition, LibriSpeech characters, CTC, WER "
           "(+ KenLM beam search)")
 TASKS.add("sf", "superb.train.tasks.sf.task:TASK", "slot filling, Audio SNIPS, CTC, slot-type F1 / slot-value CER")
+TASKS.add("asv", "superb.train.tasks.asv.task:TASK", "speaker verification, VoxCeleb1 trials, EER / minDCF",
+          aliases=("sv_voxceleb1",))
+TASKS.add("sd", "superb.train.tasks.sd.task:TASK", "speaker diarization, Libri2Mix Kaldi dirs, DER",
+          aliases=("diarization",))
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

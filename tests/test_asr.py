@@ -1,7 +1,8 @@
 """ASR end to end on a tiny espeak-ng LibriSpeech store: CTC training, greedy and KenLM beam decoding.
 
-Characters need far more training than a unit test affords, so this checks that the CTC loss falls,
-that WER/CER are scored and written, and that the LM beam search is no worse than greedy decoding.
+The same eight sentences are read by other voices in every split, so 400 steps of a small head bring the
+test CER far below its untrained value; the KenLM beam search with a bigram model of the training
+transcripts must do no worse than greedy decoding.
 """
 
 from __future__ import annotations
@@ -41,19 +42,23 @@ def test_asr_trains_and_the_lm_helps(librispeech_fbank_store, tmp_path):
     with open_store(librispeech_fbank_store / "librispeech") as store:
         sentences = [r["meta"]["transcript"].split() for r in store.split("train-clean-100").records]
     lm = write_bigram_arpa(sentences, tmp_path / "lm.arpa")
-    expdir = tmp_path / "asr"
-    result = superb("fit", "-d", "asr", "--features", str(librispeech_fbank_store), "-p", str(expdir), "-o",
-                    "config.runner.total_steps=300,,config.runner.eval_step=300,,config.runner.save_step=300,,"
-                    "config.runner.log_step=50,,config.data.batch_size=8,,config.optimizer.lr=3e-3,,"
-                    "config.model.rnn_dim=64,,config.model.rnn_layers=1,,config.model.projector_dim=64,,"
-                    f"config.runner.eval_dataloaders=[dev, test],,config.decode.lm={lm}")
-    assert result.returncode == 0, result.stderr
-    out = json.loads((expdir / "results.json").read_text())
-    assert set(out["test"]) == {"wer", "cer", "wer_lm"}
-    # measured (seeds 0-1, 300 steps): test WER 0.977 greedy, 0.891-0.897 with the bigram LM; CER 0.91-0.92
-    assert out["test"]["wer_lm"] < out["test"]["wer"] <= 1.0
-    losses = [r["loss"] for r in map(json.loads, (expdir / "log.jsonl").read_text().splitlines())
-              if r["split"] == "train"]
-    assert losses[-1] < 0.7 * losses[0], losses
+    # a small head and no SpecAugment: 80 fbank dims cannot spare s3prl's four 50-wide frequency masks
+    common = ("config.runner.save_step=1000,,config.runner.log_step=50,,config.data.batch_size=8,,"
+              "config.optimizer.lr=3e-3,,config.model.rnn_dim=64,,config.model.rnn_layers=1,,"
+              "config.model.projector_dim=64,,config.specaug.enabled=false,,"
+              f"config.runner.eval_dataloaders=[dev, test],,config.decode.lm={lm}")
+    runs = {}
+    for name, steps in (("step1", 1), ("trained", 400)):
+        result = superb("fit", "-d", "asr", "--features", str(librispeech_fbank_store), "-p", str(tmp_path / name),
+                        "-o", f"{common},,config.runner.total_steps={steps},,config.runner.eval_step={steps}")
+        assert result.returncode == 0, result.stderr
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())["test"]
+    before, after = runs["step1"], runs["trained"]
+    assert set(after) == {"wer", "cer", "wer_lm"}
+    # measured (seeds 0-2, OMP_NUM_THREADS=1): after one step test CER 0.85 (seed 0), WER 1.0; after 400
+    # steps CER 0.24-0.28, WER 0.47-0.57 greedy, lower with the bigram LM
+    assert before["cer"] >= 0.7 and before["wer"] >= 0.95
+    assert after["cer"] < 0.45 and after["cer"] < before["cer"] - 0.35 and after["wer"] < 0.8
+    assert after["wer_lm"] <= after["wer"]
     for name in ("test-hyp.ark", "test-hyp-lm.ark", "test-ref.ark"):
-        assert (expdir / name).is_file(), name
+        assert (tmp_path / "trained" / name).is_file(), name

@@ -57,3 +57,26 @@ def test_pr_refuses_another_corpus(tmp_path, generic_dir):
     extract(ExtractRequest(upstream="fbank", corpus="generic", root=generic_dir, out=out, progress=False))
     result = superb("fit", "-d", "pr", "--features", str(out / "generic"), "-p", str(tmp_path / "x"))
     assert result.returncode != 0 and "librispeech" in result.stderr.splitlines()[-1]
+
+
+def test_pr_counts_oov_words_of_a_given_lexicon(pr_store, tmp_path):
+    """Words missing from ``data.lexicon`` give no phones, are counted per role, named, and warned about."""
+    from superb.stores import open_store
+    from superb.train.tasks.pr.lexicon import Lexicon
+
+    cmu = Lexicon.from_cmudict()
+    with open_store(pr_store / "librispeech") as store:
+        words = {split: [w for r in store.split(split).records for w in r["meta"]["transcript"].split()]
+                 for split in ("train-clean-100", "dev-clean")}
+    train_words = words["train-clean-100"]
+    assert "CAT" in train_words
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w} {' '.join(cmu[w])}\n" for w in sorted(set(train_words)) if w != "CAT"))
+    result = superb("fit", "-d", "pr", "--features", str(pr_store), "-p", str(tmp_path / "oov"), "-o",
+                    f"config.data.lexicon={lexicon},,config.runner.total_steps=1,,config.runner.eval_step=1,,"
+                    "config.runner.eval_dataloaders=[dev]")
+    assert result.returncode == 0, result.stderr
+    notes = json.loads((tmp_path / "oov" / "results.json").read_text())["notes"]
+    assert notes["oov_words_train"] == train_words.count("CAT") and notes["oov_types_train"] == ["CAT"]
+    assert notes["oov_words_dev"] == sum(w == "CAT" or w not in train_words for w in words["dev-clean"])
+    assert "not in the lexicon" in result.stderr

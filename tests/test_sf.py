@@ -1,7 +1,8 @@
 """SF end to end: a tiny espeak-ng Audio SNIPS store, CTC over characters + slot tags through the CLI.
 
-Slot tags need far more training than a unit test affords, so this checks the pipeline and that the
-CTC loss falls; the metrics themselves are checked against hand-made cases in test_snips.py.
+Four voices per split read the same eight commands, so 600 steps of a small head lift the test slot-type
+F1 well above its untrained value and bring the slot-value CER down; the metrics themselves are checked
+against hand-made cases in test_snips.py.
 """
 
 from __future__ import annotations
@@ -19,21 +20,25 @@ def superb(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_sf_trains_and_scores(tmp_path):
-    root = make_snips(tmp_path / "snips", per_speaker=8, speakers_per_split=2)
+    root = make_snips(tmp_path / "snips", per_speaker=8, speakers_per_split=4)
     stores = tmp_path / "stores" / "fbank_plain"
     extract(ExtractRequest(upstream="fbank", corpus="snips", root=root, out=stores,
                            upstream_options={"cmvn": False}, progress=False))
-    expdir = tmp_path / "sf"
-    result = superb("fit", "-d", "sf", "--features", str(stores), "-p", str(expdir), "-o",
-                    "config.runner.total_steps=300,,config.runner.eval_step=300,,config.runner.save_step=300,,"
-                    "config.runner.log_step=50,,config.optimizer.lr=1e-2,,config.data.batch_size=8,,"
-                    "config.runner.eval_dataloaders=[dev, test]")
-    assert result.returncode == 0, result.stderr
-    out = json.loads((expdir / "results.json").read_text())
-    assert out["task"] == "sf" and set(out["test"]) == {"slot_type_f1", "slot_value_cer"}
-    losses = [r["loss"] for r in map(json.loads, (expdir / "log.jsonl").read_text().splitlines())
-              if r["split"] == "train"]
-    # measured (seed 0): train CTC loss 37.6 at step 50, 0.47 at step 300 (test slot-value CER stays ~1)
-    assert losses[-1] < 0.7 * losses[0], losses
-    ref = (expdir / "test-ref.ark").read_text()
+    # s3prl's head, made small; no SpecAugment: 80 fbank dims cannot spare four 50-wide frequency masks
+    common = ("config.runner.save_step=1000,,config.runner.log_step=100,,config.optimizer.lr=3e-3,,"
+              "config.data.batch_size=8,,config.model.rnn_dim=64,,config.model.rnn_layers=1,,"
+              "config.model.projector_dim=64,,config.specaug.enabled=false,,config.runner.eval_dataloaders=[dev, test]")
+    runs = {}
+    for name, steps in (("step1", 1), ("trained", 600)):
+        result = superb("fit", "-d", "sf", "--features", str(stores), "-p", str(tmp_path / name), "-o",
+                        f"{common},,config.runner.total_steps={steps},,config.runner.eval_step={steps}")
+        assert result.returncode == 0, result.stderr
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    before, after = runs["step1"]["test"], runs["trained"]["test"]
+    assert runs["trained"]["task"] == "sf" and set(after) == {"slot_type_f1", "slot_value_cer"}
+    # measured (seeds 0-2, OMP_NUM_THREADS=1): after one step F1 0.125 (the slot-less command) and CER 1.0;
+    # after 600 steps test F1 0.38-0.44, CER 0.70-0.80
+    assert before["slot_type_f1"] <= 0.13 and before["slot_value_cer"] >= 0.99
+    assert after["slot_type_f1"] > 0.3 and after["slot_value_cer"] < 0.9
+    ref = (tmp_path / "trained" / "test-ref.ark").read_text()
     assert "B-" in ref and "E-" in ref  # the references carry slot tags, rendered as s3prl does

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -82,6 +83,33 @@ def read(path: str | Path, start: int = 0, frames: int = -1, expected: int | Non
     if not np.isfinite(mono).all():
         raise AudioError(f"{path}: audio holds NaN or infinite samples")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+EDIT_KEY = "audio_edit"  # record["meta"][EDIT_KEY]: {"gain_db": float, "keep": [[start, end], ...]} at 16 kHz
+
+
+def apply_edit(wave: np.ndarray, edit: dict[str, Any]) -> np.ndarray:
+    """A corpus's audio edit (VoxCeleb1 verification: sox ``gain`` then ``silence``): scale by ``gain_db`` and
+    keep only the ``keep`` sample intervals (16 kHz), concatenated."""
+    gain = float(10.0 ** (float(edit.get("gain_db", 0.0)) / 20.0))
+    keep = edit.get("keep")
+    if keep is not None:
+        wave = np.concatenate([wave[int(a) : int(b)] for a, b in keep]) if keep else wave[:0]
+    return (wave * np.float32(gain)).astype(np.float32, copy=False)
+
+
+def read_record(record: dict[str, Any]) -> np.ndarray:
+    """The 16 kHz samples a manifest record stands for: its segment of the file, then its audio edit if any;
+    the length must be the record's ``num_samples`` (what the store was laid out with)."""
+    edit = (record.get("meta") or {}).get(EDIT_KEY)
+    if edit is None:
+        return read(record["path"], start=record.get("start", 0), frames=record.get("frames", -1),
+                    expected=record["num_samples"])
+    wave = apply_edit(read(record["path"], start=record.get("start", 0), frames=record.get("frames", -1)), edit)
+    if wave.shape[0] != record["num_samples"]:
+        raise AudioError(f"{record['path']}: expected {record['num_samples']} samples after the corpus's audio "
+                         f"edit, got {wave.shape[0]} (the file changed since the reader listed it)")
+    return wave
 
 
 def resample(wave: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> np.ndarray:

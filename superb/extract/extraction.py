@@ -163,7 +163,6 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
 
         raise ConfigError(f"--dtype {req.dtype!r}: choose float16 or float32")
     corpus_cls = CORPORA.get(req.corpus)
-    corpus_name = CORPORA.canonical(req.corpus)
     corpus: Corpus = corpus_cls(req.root, **req.corpus_options)
     splits = corpus.check_splits(req.splits or corpus.default_splits())
     if upstream is None:
@@ -171,7 +170,7 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
             ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed
         )
     layers = parse_layers(req.layers, upstream.spec.num_layers)
-    path = fmt.store_path(req.out, corpus_name)
+    path = fmt.store_path(req.out, corpus.store_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer: StoreWriter = fmt.writer(path)
 
@@ -339,8 +338,7 @@ class _BlockPlan:
 
 
 def _read(record: dict[str, Any]) -> np.ndarray:
-    return audio.read(record["path"], start=record["start"], frames=record["frames"],
-                      expected=record["num_samples"])
+    return audio.read_record(record)
 
 
 class _progress:

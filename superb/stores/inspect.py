@@ -56,6 +56,9 @@ def render(report: dict[str, Any]) -> None:
         console.print(f"config    {report['upstream_config']}")
     corpus = report["corpus"]
     console.print(f"corpus    {corpus['name']} (reader v{corpus['version']}) at {corpus['root']}")
+    options = {k: v for k, v in (corpus.get("options") or {}).items() if v is not None}
+    if options:
+        console.print(f"options   {options}")
     console.print(f"features  {len(report['layers'])} of {report['num_layers']} layers {report['layers']} × "
                   f"{report['dim']} dims, {report['dtype']}, {report['frame_rate']:g} frames/s")
     table = Table("split", "utterances", "done", "frames", "hours")

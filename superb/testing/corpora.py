@@ -12,11 +12,15 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import soundfile
 
 from superb.testing.speech import require_tools, synthesize, write_noise
 
@@ -624,4 +628,133 @@ def make_snips(root: str | Path, per_speaker: int = 3, speakers_per_split: int =
     slots = sorted({tag for _, _, tags in SNIPS_ITEMS for tag in tags.split()} - {"O"})
     (root / "slots.txt").write_text("O\n" + "".join(s + "\n" for s in slots), encoding="utf-8")
     (root / "README.md").write_text("tiny synthetic Audio SNIPS (s3prl layout) for tests\n", encoding="utf-8")
+    return root
+
+
+# -- Speaker diarization (Libri2Mix-style Kaldi data dirs) -------------------------------------------------
+
+DIARIZATION_SPLITS = ("train", "dev", "test")
+DIARIZATION_WAV_SCP = {"train": "relative", "dev": "absolute", "test": "relative"}  # how wav.scp lists paths
+SPEECH_THRESHOLD = 0.01  # |sample| above this is speech: espeak-ng's lead-in/out stays under 1e-3
+_DIAR_PHRASES = ("good morning", "see you later", "hello there", "thank you very much", "the cat sat down",
+                 "not today", "come in please", "over here")  # short, so four turns fit in a few seconds
+_DIAR_MIN_GAP_MS = 250  # silence before, between and after turns (the overlap excepted)
+_DIAR_PEAK = 0.45  # each turn's peak, so two overlapping turns never clip
+
+
+def _trimmed_turn(path: Path) -> np.ndarray:
+    """A synthesized turn trimmed to where it is louder than ``SPEECH_THRESHOLD``, padded to whole ms, peak
+    ``_DIAR_PEAK``: the builder's segment times are then where speech is, not espeak-ng's silent edges."""
+    wave, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    wave = wave.mean(axis=1)
+    loud = np.flatnonzero(np.abs(wave) > SPEECH_THRESHOLD)
+    if rate != 16_000 or loud.size == 0:
+        raise RuntimeError(f"{path}: expected 16 kHz speech from espeak-ng")
+    wave = wave[loud[0]: loud[-1] + 1]
+    wave = np.pad(wave, (0, -len(wave) % 16))  # 16 samples = 1 ms, so times are exact in 3 decimals
+    return wave * (_DIAR_PEAK / np.abs(wave).max())
+
+
+def _diarization_timeline(lengths_ms: Sequence[int], seconds: float, rng: np.random.Generator,
+                          rec: str) -> list[int]:
+    """Start times (ms) of turns A1, B1, A2, B2: silent gaps between the first three, B2 starting 30-60% of
+    the shorter of A2/B2 before A2 ends (the one partial overlap), gaps of random share of the spare time."""
+    a1, b1, a2, b2 = lengths_ms
+    overlap = int(rng.uniform(0.3, 0.6) * min(a2, b2))
+    total_ms = round(seconds * 1000)
+    spare = total_ms - (a1 + b1 + a2 + b2 - overlap) - 4 * _DIAR_MIN_GAP_MS
+    if spare < 0:
+        need = (total_ms - spare) / 1000
+        raise ValueError(f"seconds={seconds} is too short for recording {rec}: its turns need {need:.3f} s")
+    lead, gap1, gap2, _ = (_DIAR_MIN_GAP_MS + np.floor(rng.dirichlet(np.ones(4)) * spare)).astype(int)
+    start_a1 = int(lead)
+    start_b1 = start_a1 + a1 + int(gap1)
+    start_a2 = start_b1 + b1 + int(gap2)
+    return [start_a1, start_b1, start_a2, start_a2 + a2 - overlap]
+
+
+_LOW_VOICES = (Voice("en-gb+m7", 30, 170), Voice("en-gb-x-gbclan+m2", 35, 165), Voice("en-gb-scotland", 40, 180),
+               Voice("en-us-nyc", 45, 190))
+_HIGH_VOICES = (Voice("en-us+f5", 80, 185), Voice("en-gb-x-rp+f2", 72, 175), Voice("en-gb+f3", 68, 160),
+                Voice("en-gb-x-gbcwmd+f4", 62, 155))
+
+
+def diarization_voice(index: int) -> Voice:
+    """Speaker ``index`` of the tiny diarization corpus: recording ``k`` pairs speaker ``2k`` (a low voice) with
+    ``2k + 1`` (a high one), so a small model has a cue it can learn from a few recordings; every round of
+    four recordings moves pitch and speed, so no voice repeats and the splits stay speaker-disjoint."""
+    k, high = divmod(index, 2)
+    base = (_HIGH_VOICES if high else _LOW_VOICES)[k % 4]
+    lap = k // 4
+    pitch = base.pitch + 3 * lap if high else base.pitch - 3 * lap
+    return Voice(base.name, max(0, min(99, pitch)), base.speed + 7 * lap)
+
+
+def make_diarization(root: str | Path, recordings_per_split: int = 2, seconds: float = 6.0, seed: int = 0) -> Path:
+    """Write Libri2Mix-style Kaldi data dirs ``ROOT/{train,dev,test}/`` and their audio in ``ROOT/wav/SPLIT/``.
+
+    Each recording (``seconds`` long, 16 kHz mono) mixes two voices taking turns A, B, A, B: silence before,
+    between and after the turns, and the last two turns partly overlapping. Every recording has its own pair
+    of voices (``diarization_voice(2k)`` low, ``diarization_voice(2k + 1)`` high, for the k-th recording
+    overall), so the splits are speaker-
+    disjoint as Libri2Mix's (drawn from LibriSpeech's splits) are. Turn times are where the trimmed speech is
+    (``SPEECH_THRESHOLD``), on a 1 ms grid; gaps and the overlap's length come from ``seed``.
+
+    Per split: ``wav.scp`` (paths relative to ``ROOT`` or absolute, as ``DIARIZATION_WAV_SCP`` says),
+    ``segments``, ``utt2spk``, ``spk2utt``, ``rttm`` (s3prl's 9-field lines), ``reco2dur``, and ``reco2num_spk``
+    (an extra file readers must tolerate). Same arguments, same bytes. Returns ``root``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    recs = []  # (split, rec, [(speaker, text_index, voice index)] * 4 in turn order)
+    for s, split in enumerate(DIARIZATION_SPLITS):
+        for r in range(recordings_per_split):
+            k = s * recordings_per_split + r
+            pair = (2 * k, 2 * k + 1)
+            speakers = [str(103 + 11 * i) for i in pair]
+            rec = "_".join(f"{spk}-{1000 + i}-{r:04d}" for spk, i in zip(speakers, pair, strict=True))
+            turns = [(speakers[j], (3 * k + u) % len(_DIAR_PHRASES), pair[j]) for u, j in enumerate((0, 1, 0, 1))]
+            recs.append((split, rec, turns))
+    with tempfile.TemporaryDirectory(prefix="superb-diarization-") as tmp:
+        sources = {(v, t): Path(tmp) / f"{v}_{t}.wav" for _, _, turns in recs for _, t, v in turns}
+        _run_all([_speak(_DIAR_PHRASES[t], path, diarization_voice(v)) for (v, t), path in sources.items()])
+        speech = {key: _trimmed_turn(path) for key, path in sources.items()}
+
+    total = round(seconds * 1000) * 16
+    lists: dict[str, dict[str, list[str]]] = {split: {} for split in DIARIZATION_SPLITS}
+    rttm: dict[str, list[tuple[str, int, int, str]]] = {split: [] for split in DIARIZATION_SPLITS}
+    for split, rec, turns in recs:
+        waves = [speech[(v, t)] for _, t, v in turns]
+        starts = _diarization_timeline([len(w) // 16 for w in waves], seconds, rng, rec)
+        mix = np.zeros(total)
+        for wave, start in zip(waves, starts, strict=True):
+            mix[16 * start: 16 * start + len(wave)] += wave
+        path = root / "wav" / split / f"{rec}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(path), mix.astype(np.float32), 16_000, subtype="PCM_16")
+        shown = str(path.resolve()) if DIARIZATION_WAV_SCP[split] == "absolute" else path.relative_to(root).as_posix()
+        out = lists[split]
+        out.setdefault("wav.scp", []).append(f"{rec} {shown}")
+        out.setdefault("reco2dur", []).append(f"{rec} {total / 16_000:.3f}")
+        out.setdefault("reco2num_spk", []).append(f"{rec} 2")
+        for (spk, _, _), wave, start in zip(turns, waves, starts, strict=True):
+            end = start + len(wave) // 16
+            seg = f"{spk}_{rec}_{start:07d}_{end:07d}"
+            out.setdefault("segments", []).append(f"{seg} {rec} {start / 1000:.3f} {end / 1000:.3f}")
+            out.setdefault("utt2spk", []).append(f"{seg} {spk}")
+            rttm[split].append((rec, start, end, spk))
+    for split, files in lists.items():
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        by_speaker: dict[str, list[str]] = {}
+        for line in files.get("utt2spk", []):
+            seg, spk = line.split()
+            by_speaker.setdefault(spk, []).append(seg)
+        files["spk2utt"] = [f"{spk} {' '.join(sorted(segs))}" for spk, segs in by_speaker.items()]
+        files = {name: sorted(lines) for name, lines in files.items()}
+        files["rttm"] = [f"SPEAKER {rec} 1 {start / 1000:.3f} {(end - start) / 1000:.3f} <NA> <NA> {spk} <NA>"
+                         for rec, start, end, spk in sorted(rttm[split])]
+        for name, lines in files.items():
+            (folder / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    (root / "README.txt").write_text("tiny synthetic Libri2Mix-style diarization data for tests\n", encoding="utf-8")
     return root

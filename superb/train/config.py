@@ -32,6 +32,7 @@ class RunnerConfig:
     save_step: int = 1_000
     max_keep: int = 1
     eval_dataloaders: list[str] = field(default_factory=lambda: ["dev", "test"])
+    protocol: str = "dev"  # "dev": select on dev; "s3prl": s3prl's selection on test (ASV, SD only)
 
 
 @dataclass
@@ -59,26 +60,40 @@ class DataConfig:
     fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
     num_classes: int = 4  # example: random labels over this many classes
     lexicon: str | None = None  # pr: a LibriSpeech-format lexicon file instead of CMUdict
+    trials: str = "veri_test.txt"  # asv: the test trial list (a path, or a list file in the corpus root)
+    dev_speakers: int = 40  # asv (protocol dev): training speakers held out for the dev trial list
+    dev_trials: int = 8  # asv: dev trials per held-out utterance (half target, half non-target)
+    chunk_frames: int = 2000  # sd: training chunk length in frames (s3prl's chunk_size)
 
 
 @dataclass
 class ModelConfig:
     projector_dim: int = 256
     pooling: str = "mean"
-    rnn_layers: int = 2  # asr: bidirectional LSTM layers after the projector
-    rnn_dim: int = 1024  # asr: units per direction
+    head: str = "linear"  # CTC tasks: "linear" (s3prl's PR head) or "rnn" (ASR/SF: projector → BiLSTMs)
+    rnn_layers: int = 2  # rnn head: bidirectional LSTM layers after the projector
+    rnn_dim: int = 1024  # rnn head: units per direction
     rnn_dropout: float = 0.2
+    agg_dim: int = 1500  # asv: units of the last TDNN layer (statistics pooling doubles them)
+    am_scale: float = 30.0  # asv: AM-softmax scale s
+    am_margin: float = 0.4  # asv: AM-softmax margin m
 
 
 @dataclass
 class SpecAugConfig:
-    """SpecAugment on the featurizer output during training (s3prl's ASR: masks only, no time warp)."""
+    """SpecAugment on the featurizer output during training, as s3prl's ``specaug`` block (ASR, SF)."""
 
     enabled: bool = False
+    time_warp: bool = True  # s3prl's apply_time_warp: bicubic stretch around a random centre
+    time_warp_window: int = 5  # frames the centre may move
     num_time_mask: int = 2
     time_mask_width: int = 40  # frames, widths drawn from [0, this]
     num_freq_mask: int = 4
     freq_mask_width: int = 50  # feature dims, widths drawn from [0, this]
+    adaptive: bool = False  # s3prl's adaptive time masks: their number and width scale with the length
+    adaptive_number_ratio: float = 0.04
+    adaptive_size_ratio: float = 0.04
+    max_n_time_masks: int = 20
 
 
 @dataclass
@@ -137,6 +152,14 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
 
 
 SCHEDULERS = ("constant", "linear_schedule_with_warmup")
+CTC_HEADS = ("linear", "rnn")
+PROTOCOLS = ("dev", "s3prl")
+BEST_CHECKPOINT = {"dev": "dev-best.ckpt", "test": "test-best.ckpt"}  # the selected model, by the role chosen on
+
+
+def selection_role(task: Any, protocol: str) -> str:
+    """The role whose metric picks the checkpoint: dev, or test where s3prl does so (ASV under s3prl)."""
+    return "test" if protocol == "s3prl" and getattr(task, "s3prl_checkpoint_on_test", False) else "dev"
 EVAL_ROLES = ("train", "dev", "test")
 
 
@@ -152,6 +175,10 @@ def validate(config: Config, where: str) -> Config:
     if config.optimizer.scheduler not in SCHEDULERS:
         raise ConfigError(f"{where}: optimizer.scheduler {config.optimizer.scheduler!r} is not one of "
                           f"{', '.join(SCHEDULERS)}")
+    if runner.protocol not in PROTOCOLS:
+        raise ConfigError(f"{where}: runner.protocol {runner.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if config.model.head not in CTC_HEADS:
+        raise ConfigError(f"{where}: model.head {config.model.head!r} is not one of {', '.join(CTC_HEADS)}")
     if config.data.batch_size < 1 or config.data.eval_batch_size < 1:
         raise ConfigError(f"{where}: data.batch_size and data.eval_batch_size must be at least 1")
     return config

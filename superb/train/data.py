@@ -24,7 +24,9 @@ from superb.stores.base import FeatureStore
 class Item:
     split: str
     index: int  # position in the store split
-    target: tuple[int, ...]  # one class index per head
+    target: Sequence[int]  # one class index per head, or a sequence's labels (an int array for SD frames)
+    start: int = 0  # a window of the utterance's frames (SD's fixed 2,000-frame chunks); default: all
+    frames: int = -1
 
 
 class StoreItems(Dataset):
@@ -45,16 +47,25 @@ class StoreItems(Dataset):
                                   "extracted yet; rerun `superb extract` to complete the store")
         self._read = {name: view.read_frames for name, view in views.items()}
         self._offsets = {name: view.offsets for name, view in views.items()}
-        self.lengths = [int(self._offsets[i.split][i.index + 1] - self._offsets[i.split][i.index])
-                        for i in self.items]
+        self.lengths = [self._window(i)[1] - self._window(i)[0] for i in self.items]
         self._cache: list[np.ndarray] | None = None
         if preload:
             self._cache = [self._load(k) for k in range(len(self.items))]
 
+    def _window(self, item: Item) -> tuple[int, int]:
+        """The item's frame range in its split's features array."""
+        offsets = self._offsets[item.split]
+        first, end = int(offsets[item.index]), int(offsets[item.index + 1])
+        start = first + item.start
+        stop = end if item.frames < 0 else start + item.frames
+        if not first <= start <= stop <= end:
+            raise ConfigError(f"item window [{item.start}, +{item.frames}) is outside utterance {item.index} of "
+                              f"split {item.split!r} ({end - first} frames)")
+        return start, stop
+
     def _load(self, k: int) -> np.ndarray:
         item = self.items[k]
-        offsets = self._offsets[item.split]
-        return self._read[item.split](int(offsets[item.index]), int(offsets[item.index + 1]))
+        return self._read[item.split](*self._window(item))
 
     def nbytes(self, frame_bytes: int) -> int:
         return sum(self.lengths) * frame_bytes

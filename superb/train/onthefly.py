@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from superb.extract import audio
+from superb.extract.upstreams.base import UpstreamSpec
 from superb.registry import CORPORA
 from superb.train.data import Item, pad_targets
 
@@ -24,6 +25,7 @@ from superb.train.data import Item, pad_targets
 class _SplitRecords:
     name: str
     records: list[dict[str, Any]]
+    offsets: np.ndarray | None = None  # frame offsets at the upstream's rate (tasks with frame labels)
 
     @property
     def ids(self) -> np.ndarray:
@@ -40,15 +42,18 @@ class _SplitRecords:
 class CorpusSource:
     """A corpus read in place: ``.path``, ``.attrs['corpus']``, ``.splits``, ``.split(name).records``."""
 
-    def __init__(self, corpus: str, root: Path, options: dict[str, Any] | None = None):
+    def __init__(self, corpus: str, root: Path, options: dict[str, Any] | None = None,
+                 spec: UpstreamSpec | None = None):
         reader = CORPORA.get(corpus)(root, **(options or {}))
         self.path = Path(root)
-        self.attrs = {"corpus": reader.describe(), "upstream": None}
+        self.attrs: dict[str, Any] = {"corpus": reader.describe(), "upstream": None}
+        if spec is not None:  # what a store would say: the frame rate, and each utterance's frame count
+            self.attrs["frame_rate"] = spec.frame_rate
         self.splits = reader.default_splits()  # e.g. only the LibriSpeech splits unpacked
         by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in self.splits}
         for utterance in reader.utterances(self.splits):
             by_split[utterance.split].append(utterance.to_record())
-        self._views = {s: _SplitRecords(s, records) for s, records in by_split.items()}
+        self._views = {s: _SplitRecords(s, records, _offsets(records, spec)) for s, records in by_split.items()}
 
     def split(self, name: str) -> _SplitRecords:
         from superb.errors import StoreError
@@ -58,14 +63,36 @@ class CorpusSource:
         return self._views[name]
 
 
-class AudioItems(Dataset):
-    """Waveforms of items; ``__getitem__`` takes ``(position, crop_seed)`` like ``StoreItems``."""
+def _offsets(records: list[dict[str, Any]], spec: UpstreamSpec | None) -> np.ndarray | None:
+    if spec is None:
+        return None
+    return np.concatenate([[0], np.cumsum([spec.num_frames(r["num_samples"]) for r in records])]).astype(np.int64)
 
-    def __init__(self, source: CorpusSource, items: list[Item], crop_samples: int | None = None):
+
+class AudioItems(Dataset):
+    """Waveforms of items; ``__getitem__`` takes ``(position, crop_seed)`` like ``StoreItems``.
+
+    An item that is a window of frames (SD's chunks) gets exactly the samples from which the upstream
+    (``spec``) computes those frames: ``[start·hop, (start + frames − 1)·hop + window)``.
+    """
+
+    def __init__(self, source: CorpusSource, items: list[Item], crop_samples: int | None = None,
+                 spec: UpstreamSpec | None = None):
         self.records = [source.split(item.split).records[item.index] for item in items]
         self.items = list(items)
         self.crop_samples = crop_samples
-        self.lengths = [r["num_samples"] for r in self.records]
+        self.spec = spec
+        self.lengths = [self._samples(k)[1] - self._samples(k)[0] for k in range(len(self.items))]
+
+    def _samples(self, k: int) -> tuple[int, int]:
+        item, total = self.items[k], self.records[k]["num_samples"]
+        if item.start == 0 and item.frames < 0:
+            return 0, total
+        if self.spec is None:
+            raise ValueError("frame-window items need the upstream's spec")
+        start = item.start * self.spec.hop
+        frames = item.frames if item.frames >= 0 else self.spec.num_frames(total) - item.start
+        return start, min(total, start + (frames - 1) * self.spec.hop + self.spec.window)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -73,7 +100,9 @@ class AudioItems(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...], int]:
         k, crop_seed = key
         r = self.records[k]
-        wave = audio.read(r["path"], start=r["start"], frames=r["frames"], expected=r["num_samples"])
+        wave = audio.read_record(r)
+        first, end = self._samples(k)
+        wave = wave[first:end]
         if self.crop_samples and wave.shape[0] > self.crop_samples:
             start = int(np.random.default_rng(crop_seed).integers(0, wave.shape[0] - self.crop_samples + 1))
             wave = wave[start : start + self.crop_samples]

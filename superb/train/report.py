@@ -361,8 +361,8 @@ def build_table(runs: list[Run]) -> Table:
 # ---------------------------------------------------------------- writing
 
 _FOOTNOTES = {
-    "†": "† `protocol: s3prl`: s3prl's selection, which for asv/sd picks the checkpoint (and SD threshold "
-         "and median filter) on *test*; not comparable with unmarked cells.",
+    "†": "† `protocol: s3prl`: s3prl's selection on *test* (ASV: the checkpoint; SD: the threshold and median "
+         "filter); not comparable with unmarked cells.",
     "‡": "‡ no test metric to show: the best-dev run was not evaluated on test (`superb evaluate -e EXPDIR "
          "-t test`), or no run reports the dev metric to select on.",
     "[L": "[Ln]: the selected run used hidden layer n only, not the learned weighted sum.",

@@ -25,7 +25,16 @@ from superb.extract.extraction import resolve_device
 from superb.registry import TASKS, UPSTREAMS
 from superb.stores.base import FeatureStore, find_stores, open_store
 from superb.train import data as D
-from superb.train.config import Config, apply_overrides, build, default_config_path, load_yaml, validate
+from superb.train.config import (
+    BEST_CHECKPOINT,
+    Config,
+    apply_overrides,
+    build,
+    default_config_path,
+    load_yaml,
+    selection_role,
+    validate,
+)
 from superb.train.featurizer import Featurizer
 from superb.train.trainer import DownstreamModel, Trainer, load_checkpoint
 
@@ -85,8 +94,8 @@ def resolve_config(args: FitArgs, saved: dict[str, Any] | None = None) -> Config
     return validate(config, args.config or f"config of task {task!r}")
 
 
-def find_task_store(features: Path, corpus: str | None) -> Path:
-    """``features`` itself if it is a store, else its store of ``corpus`` (``stores/UPSTREAM/CORPUS``)."""
+def find_task_store(features: Path, corpus: str | None, hint: str | None = None) -> Path:
+    """``features`` itself if it is a store, else its store named ``corpus`` (``stores/UPSTREAM/CORPUS``)."""
     stores = find_stores(features)
     if not stores:
         raise StoreError(f"{features}: no feature store here (run `superb extract` first)")
@@ -98,9 +107,15 @@ def find_task_store(features: Path, corpus: str | None) -> Path:
     if corpus is None and len(stores) == 1:
         return stores[0]
     names = ", ".join(s.name for s in stores)
-    raise StoreError(f"{features}: no store of corpus {corpus!r} (found: {names}); extract it with "
-                     f"`superb extract --corpus {corpus}`" if corpus else f"{features}: several stores ({names}); "
-                     "name one")
+    if corpus:
+        raise StoreError(f"{features}: no store {corpus!r} (found: {names}); extract it with "
+                         f"`superb extract --corpus {hint or corpus}`")
+    raise StoreError(f"{features}: several stores ({names}); name one")
+
+
+def task_store_name(task: Any) -> tuple[str | None, str | None]:
+    """The store folder a task reads (the corpus name, or e.g. ``voxceleb1_sv``) and how to extract it."""
+    return getattr(task, "store_name", task.corpus), getattr(task, "extract_hint", None)
 
 
 def store_identity(store: FeatureStore) -> dict[str, Any]:
@@ -131,11 +146,14 @@ class Built:
 def build_run(args: FitArgs, config: Config) -> Built:
     """Task, data and model of a run, from a store or (with ``-u``) from the corpus on the fly."""
     task = TASKS.get(args.task)
+    if config.runner.protocol == "s3prl" and not getattr(task, "s3prl_selects_on_test", False):
+        raise ConfigError(f"runner.protocol 's3prl' changes nothing for task {task.name!r} (s3prl selects it on "
+                          "dev too); it applies to asv and sd")
     torch.manual_seed(args.seed)  # head initialisation: reruns with the same seed match
     if args.features and args.upstream:
         raise ConfigError("give --features STORE (stored features) or -u UPSTREAM --root DIR (on the fly), not both")
     if args.features:
-        store = open_store(find_task_store(Path(args.features), task.corpus))
+        store = open_store(find_task_store(Path(args.features), *task_store_name(task)))
         prepared = task.prepare(store, config, args.seed)
         frame_rate = float(store.attrs["frame_rate"])
         crop = int(config.data.crop_seconds * frame_rate) if config.data.crop_seconds else None
@@ -152,18 +170,20 @@ def build_run(args: FitArgs, config: Config) -> Built:
 
     if task.corpus is None:
         raise ConfigError(f"task {task.name!r} runs from a store only (it takes any corpus)")
-    options = {"test_root": args.test_root} if args.test_root else {}
-    source = CorpusSource(task.corpus, Path(args.root), options)
-    prepared = task.prepare(source, config, args.seed)
+    options = dict(getattr(task, "corpus_options", ()))  # e.g. ASV's VoxCeleb1 verification reader
+    if args.test_root:
+        options["test_root"] = args.test_root
     upstream = UPSTREAMS.get(args.upstream).create(
         ckpt=Path(args.ckpt) if args.ckpt else None, options=args.upstream_config,
         random_init=args.random_init, seed=args.seed)
-    torch.manual_seed(args.seed)
+    source = CorpusSource(task.corpus, Path(args.root), options, upstream.spec)
+    prepared = task.prepare(source, config, args.seed)
     crop = int(config.data.crop_seconds * 16000) if config.data.crop_seconds else None
-    datasets = {role: AudioItems(source, items, crop if role == "train" else None)
+    datasets = {role: AudioItems(source, items, crop if role == "train" else None, upstream.spec)
                 for role, items in prepared.items.items()}
     featurizer = Featurizer(list(range(upstream.spec.num_layers)), config.featurizer.layer,
                             config.featurizer.normalize)
+    torch.manual_seed(args.seed)  # head initialisation: reruns with the same seed match
     head = task.build_head(upstream.spec.dim, config.model, prepared)
     model = DownstreamModel(featurizer, head, upstream=upstream, finetune=args.finetune)
     identity = {"path": None, "upstream": upstream.identity(), "corpus": source.attrs["corpus"],
@@ -261,7 +281,7 @@ def _run_files(expdir: Path) -> list[Path]:
     """What a run leaves in its expdir (checkpoints, logs, results), excluding the run's inputs."""
     if not expdir.is_dir():
         return []
-    patterns = ("states-*.ckpt", "dev-best.ckpt", "log.jsonl", "results.json", "layer_weights.json",
+    patterns = ("states-*.ckpt", *BEST_CHECKPOINT.values(), "log.jsonl", "results.json", "layer_weights.json",
                 "confusion-*.json", "events.out.tfevents.*")
     return sorted({p for pattern in patterns for p in expdir.glob(pattern)})
 
@@ -271,9 +291,10 @@ def _forget_after(expdir: Path, step: int) -> None:
     for path in expdir.glob("states-*.ckpt"):
         if int(path.stem.split("-")[1]) > step:
             path.unlink()
-    best = expdir / "dev-best.ckpt"
-    if best.is_file() and load_checkpoint(best)["progress"]["step"] > step:
-        best.unlink()
+    for name in BEST_CHECKPOINT.values():
+        best = expdir / name
+        if best.is_file() and load_checkpoint(best)["progress"]["step"] > step:
+            best.unlink()
     log = expdir / "log.jsonl"
     if log.is_file():
         kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
@@ -289,24 +310,29 @@ def _write_run_files(expdir: Path, args: FitArgs, config: Config) -> None:
 
 
 def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
-    """Score ``dev-best.ckpt`` on dev and test; write results.json, layer weights and confusions."""
-    best = expdir / "dev-best.ckpt"
+    """Score the selected checkpoint (``dev-best.ckpt``; ``test-best.ckpt`` under ``protocol: s3prl``) on dev
+    and test; write results.json, layer weights and confusions."""
+    protocol = trainer.config.runner.protocol
+    best = expdir / BEST_CHECKPOINT[selection_role(trainer.task, protocol)]
     if best.is_file():
         trainer.load(load_checkpoint(best), weights_only=True)
     scores = {}
     for role in ("dev", "test"):
         if role in trainer.eval_loaders:
-            metrics = trainer.evaluate(role)
+            metrics = trainer.evaluate(role, final=True)
             if hasattr(trainer.task, "write_outputs"):
                 trainer.task.write_outputs(expdir, role, *trainer.outputs[role], trainer.prepared)
             for head, confusion in metrics.pop("confusion", {}).items():
                 suffix = "" if len(trainer.task.heads) == 1 else f"-{head}"
                 (expdir / f"confusion-{role}{suffix}.json").write_text(json.dumps(confusion))
             scores[role] = {k: v for k, v in metrics.items() if k != "loss"}
+    extra: dict[str, Any] = {}
+    if hasattr(trainer.task, "select_setting"):  # SD: the post-processing chosen on dev (or test: s3prl)
+        scores, extra = trainer.task.select_setting(scores, protocol)
     args, store = trainer.meta["args"], trainer.meta["store"]
     upstream = store.get("upstream") or {}
     results = {
-        "task": trainer.task.name, "protocol": "dev", "best_step": trainer.progress.best_step,
+        "task": trainer.task.name, "protocol": protocol, "best_step": trainer.progress.best_step,
         "dev": scores.get("dev", {}), "test": scores.get("test", {}),
         "upstream": {**{k: upstream.get(k) for k in ("name", "ckpt", "ckpt_sha256", "random_init")},
                      "options": upstream.get("config") if upstream.get("ckpt_sha256") is None
@@ -315,6 +341,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         "layer": trainer.config.featurizer.layer, "lr": trainer.config.optimizer.lr, "seed": args["seed"],
         "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),
         **({"notes": trainer.prepared.notes} if trainer.prepared.notes else {}),
+        **extra,
     }
     (expdir / "results.json").write_text(json.dumps(results, indent=2))
     weights = trainer.model.featurizer.layer_weights()
@@ -325,7 +352,10 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
 
 def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[str, Any]:
     """Score a checkpoint on ``split`` (a role: dev/test/train, or a store split name) with its saved run."""
-    path = ckpt_path / "dev-best.ckpt" if ckpt_path.is_dir() else ckpt_path
+    path = ckpt_path
+    if ckpt_path.is_dir():
+        found = [ckpt_path / n for n in BEST_CHECKPOINT.values() if (ckpt_path / n).is_file()]
+        path = found[0] if found else ckpt_path / BEST_CHECKPOINT["dev"]
     ckpt = load_checkpoint(path)
     args = FitArgs(**ckpt["args"])
     args.override = override or args.override
@@ -334,7 +364,8 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[s
         config.data.test, split = split, "test"
     built = build_run(args, config)
     if args.features:
-        check_identity(ckpt["store"], open_store(find_task_store(Path(args.features), built.task.corpus)))
+        store = open_store(find_task_store(Path(args.features), *task_store_name(built.task)))
+        check_identity(ckpt["store"], store)
     if split not in built.datasets:
         raise ConfigError(f"-t {split!r}: this run has splits {', '.join(built.datasets)}")
     device = resolve_device(args.device)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from superb.errors import CheckpointError, ConfigError
-from superb.train.config import Config, OptimizerConfig
+from superb.train.config import BEST_CHECKPOINT, Config, OptimizerConfig, selection_role
 from superb.train.featurizer import Featurizer
 
 
@@ -176,10 +176,12 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, role: str) -> dict[str, Any]:
+    def evaluate(self, role: str, final: bool = False) -> dict[str, Any]:
         """Metrics of the current model on a role's loader (``loss``, the task metric, confusion…).
 
         The outputs themselves stay in ``self.outputs[role]``: item positions, predictions, targets.
+        ``final`` (the results of the selected model) uses the task's ``final_metrics`` where it has one
+        (SD scores every post-processing setting there, not at every evaluation during training).
         """
         self.model.eval()
         positions, predictions, targets, losses, count = [], [], [], 0.0, 0
@@ -187,17 +189,22 @@ class Trainer:
             batch = _to(batch, self.device)
             logits, lengths = self.model(batch)
             size = len(batch["target_lengths"])
-            losses += float(self.task.loss(logits, lengths, batch)) * size
-            count += size
+            loss = self.task.loss(logits, lengths, batch)  # None: no loss outside training (ASV embeddings)
+            if loss is not None:
+                losses += float(loss) * size
+                count += size
             predictions.extend(self.task.predict(logits, lengths, self.prepared))
             targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
             positions.extend(batch["index"].tolist())
         self.model.train()
+        order = sorted(range(len(positions)), key=positions.__getitem__)  # item order, whatever the batching
+        positions, predictions, targets = ([seq[k] for k in order] for seq in (positions, predictions, targets))
         self.outputs[role] = (positions, predictions, targets)
-        if not count:
+        if not positions:
             return {"loss": float("nan"), self.task.metric: float("nan")}
-        metrics = self.task.metrics(predictions, targets, self.prepared)
-        return {"loss": losses / count, **metrics}
+        score = getattr(self.task, "final_metrics", self.task.metrics) if final else self.task.metrics
+        metrics = score(predictions, targets, self.prepared, role=role)
+        return {**({"loss": losses / count} if count else {}), **metrics}
 
     def _better(self, value: float) -> bool:
         best = self.progress.best_value
@@ -212,9 +219,10 @@ class Trainer:
                 continue
             metrics = self.evaluate(role)
             self.log({"step": step, "split": role, **{k: v for k, v in metrics.items() if k != "confusion"}})
-            if role == "dev" and self._better(metrics[self.task.metric]):
+            chosen_on = selection_role(self.task, self.config.runner.protocol)
+            if role == chosen_on and self._better(metrics[self.task.metric]):
                 self.progress.best_value, self.progress.best_step = metrics[self.task.metric], step
-                self.save("dev-best.ckpt")
+                self.save(BEST_CHECKPOINT[chosen_on])
         weights = self.model.featurizer.layer_weights()
         if weights is not None:
             for layer, w in zip(weights["layers"], weights["weights"], strict=True):

@@ -88,6 +88,12 @@ class Corpus:
         if not self.root.exists():
             raise CorpusError(f"{self.root}: corpus root of {self.name!r} not found")
 
+    @property
+    def store_name(self) -> str:
+        """The store's folder under ``--out``: the corpus name, unless options make another store of it
+        (VoxCeleb1 for verification: ``voxceleb1_sv``)."""
+        return self.name
+
     def describe(self) -> dict[str, Any]:
         """Identity recorded in the store: name, root, reader version and options."""
         opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.opts.items()}

@@ -1,4 +1,5 @@
-"""Pieces every CTC task shares (PR, ASR, SF): the loss, best-path decoding and target building."""
+"""Pieces every CTC task shares (PR, ASR, SF): the heads, SpecAugment, the loss, best-path decoding and
+target building."""
 
 from __future__ import annotations
 
@@ -7,21 +8,102 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from superb.errors import ConfigError
+from superb.train.config import ModelConfig, SpecAugConfig
 
 
 class CtcHead(nn.Module):
-    """s3prl's linear CTC head (PR, SF): ``Linear(D → projector_dim) → Linear(→ vocab)``, no nonlinearity."""
+    """s3prl's linear CTC head (PR): ``Linear(D → projector_dim) → Linear(→ vocab)``, no nonlinearity."""
 
-    def __init__(self, dim: int, projector_dim: int, vocab: int):
+    def __init__(self, dim: int, model: ModelConfig, specaug: SpecAugConfig, vocab: int):
         super().__init__()
-        self.projector = nn.Linear(dim, projector_dim)
-        self.output = nn.Linear(projector_dim, vocab)
+        self.specaug = specaug
+        self.projector = nn.Linear(dim, model.projector_dim)
+        self.output = nn.Linear(model.projector_dim, vocab)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``x (B, T, D)`` → logits ``(B, T, vocab)``."""
+        if self.training and self.specaug.enabled:
+            x = spec_augment(x, lengths, self.specaug)
         return self.output(self.projector(x))
+
+
+class RnnCtcHead(nn.Module):
+    """s3prl's ``RNNs`` CTC head (ASR, SF): ``Linear(D → projector_dim)`` → bidirectional LSTMs (dropout
+    after each) → ``Linear(2 × rnn_dim → vocab)``."""
+
+    def __init__(self, dim: int, model: ModelConfig, specaug: SpecAugConfig, vocab: int):
+        super().__init__()
+        self.specaug = specaug
+        self.projector = nn.Linear(dim, model.projector_dim)
+        sizes = [model.projector_dim] + [2 * model.rnn_dim] * model.rnn_layers
+        self.rnns = nn.ModuleList(nn.LSTM(sizes[i], model.rnn_dim, batch_first=True, bidirectional=True)
+                                  for i in range(model.rnn_layers))
+        self.dropout = nn.Dropout(model.rnn_dropout)
+        self.output = nn.Linear(sizes[-1], vocab)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``x (B, T, D)`` → logits ``(B, T, vocab)``; padding never reaches the LSTMs (packed)."""
+        if self.training and self.specaug.enabled:
+            x = spec_augment(x, lengths, self.specaug)
+        x = self.projector(x)
+        total = x.shape[1]
+        for rnn in self.rnns:
+            packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            x, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=total)
+            x = self.dropout(x)
+        return self.output(x)
+
+
+CTC_HEADS: dict[str, type[nn.Module]] = {"linear": CtcHead, "rnn": RnnCtcHead}
+
+
+def build_ctc_head(dim: int, model: ModelConfig, specaug: SpecAugConfig, vocab: int) -> nn.Module:
+    """The head ``model.head`` names (the config validator has checked the name)."""
+    return CTC_HEADS[model.head](dim, model, specaug, vocab)
+
+
+def time_warp(x: torch.Tensor, window: int) -> torch.Tensor:
+    """s3prl's time warp of one utterance ``x (T, D)``: the frames left of a random centre are stretched
+    (bicubic) onto ``[0, warped)`` and the rest onto ``[warped, T)``, ``warped`` within ``window`` of it."""
+    frames = x.shape[0]
+    if frames - window <= window:
+        return x
+    center = int(torch.randint(window, frames - window, ()))
+    warped = int(torch.randint(center - window, center + window, ())) + 1
+    image = x[None, None]
+    left = F.interpolate(image[:, :, :center], (warped, x.shape[1]), mode="bicubic", align_corners=False)
+    right = F.interpolate(image[:, :, center:], (frames - warped, x.shape[1]), mode="bicubic",
+                          align_corners=False)
+    return torch.cat([left, right], dim=2)[0, 0]
+
+
+def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugConfig) -> torch.Tensor:
+    """s3prl's SpecAugment on ``x (B, T, D)``: time warp, then frequency bands and time spans set to zero,
+    each utterance within its own valid frames (padding stays zero). Adaptive time masks scale their
+    number and width with the utterance length, as s3prl's ``adaptive`` option."""
+    x = x.clone()
+    dim = x.shape[-1]
+    for b, n in enumerate(lengths.tolist()):
+        if cfg.time_warp and n > 0:
+            x[b, :n] = time_warp(x[b, :n], cfg.time_warp_window)
+        count, widest = cfg.num_time_mask, cfg.time_mask_width
+        if cfg.adaptive:
+            count = min(int(cfg.adaptive_number_ratio * n), cfg.max_n_time_masks)
+            widest = min(widest, int(cfg.adaptive_size_ratio * n))
+        for _ in range(cfg.num_freq_mask):
+            width = int(torch.randint(0, cfg.freq_mask_width + 1, ()))
+            if 0 < width < dim:
+                start = int(torch.randint(0, dim - width + 1, ()))
+                x[b, :n, start : start + width] = 0
+        for _ in range(count):
+            width = int(torch.randint(0, widest + 1, ()))
+            if 0 < width < n:
+                start = int(torch.randint(0, n - width + 1, ()))
+                x[b, start : start + width] = 0
+    return x
 
 
 def ctc_loss(logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:

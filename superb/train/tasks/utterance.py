@@ -109,7 +109,7 @@ class UtteranceTask:
     def predict(self, logits: list[torch.Tensor], lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
         return [tuple(row) for row in torch.stack([out.argmax(-1) for out in logits], dim=1).tolist()]
 
-    def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:
+    def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
         """``acc`` (every head right), per-head accuracy, and confusion matrices (rows = truth)."""
         if len(targets) == 0:
             return {"acc": float("nan")}

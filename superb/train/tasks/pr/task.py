@@ -18,7 +18,7 @@ from superb.errors import ConfigError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
-from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy
+from superb.train.tasks.ctc import build_ctc_head, ctc_loss, greedy
 from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per
 from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
@@ -61,10 +61,11 @@ class PhoneRecognition:
 
             warnings.warn(f"task 'pr': {notes['oov_words_train']} train words are not in the lexicon and give no "
                           "phones (counted in results.json; pass a fuller lexicon with -o config.data.lexicon=PATH)")
-        return Prepared(items=items, classes=[vocab], heads=self.heads, notes=notes, ids=ids)
+        return Prepared(items=items, classes=[vocab], heads=self.heads, notes=notes, ids=ids,
+                        extras={"specaug": config.specaug})
 
-    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> CtcHead:
-        return CtcHead(dim, model.projector_dim, len(prepared.classes[0]))
+    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> torch.nn.Module:
+        return build_ctc_head(dim, model, prepared.extras["specaug"], len(prepared.classes[0]))
 
     def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
         return ctc_loss(logits, lengths, batch)
@@ -72,7 +73,7 @@ class PhoneRecognition:
     def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
         return greedy(logits, lengths)
 
-    def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:
+    def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
         vocab = prepared.classes[0]
         refs = [[vocab[t] for t in seq] for seq in targets]
         if not sum(len(r) for r in refs):

@@ -1,8 +1,10 @@
 """SF: Audio SNIPS slot filling as s3prl's ``ctc`` + ``snips.yaml``: CTC over characters and slot tags.
 
 The target is the transcript with every slot value wrapped in begin/end slot tokens
-(``superb.train.tasks.sf.slots.iob_to_tagged``); the head is the linear CTC head PR uses; decoding is
-greedy. Metrics are s3prl's: slot-type F1 (the best-dev selection metric) and slot-value CER.
+(``superb.train.tasks.sf.slots.iob_to_tagged``). The head is s3prl's snips.yaml one, the ASR head
+(SpecAugment with adaptive time masks → projector → 2 × BiLSTM 1024); SPEC's table names the linear PR
+head, which ``-o config.model.head=linear`` selects. Decoding is greedy. Metrics are s3prl's: slot-type
+F1 (the best-dev selection metric) and slot-value CER.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
-from superb.train.tasks.ctc import CtcHead, ctc_loss, greedy, token_ids
+from superb.train.tasks.ctc import build_ctc_head, ctc_loss, greedy, token_ids
 from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.sf.slots import build_vocabulary, iob_to_tagged, render, slot_type_f1, slot_value_cer
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
@@ -45,10 +47,10 @@ class SlotFilling:
             ids[role] = [str(store.split(s).ids[i]) for s, i in pairs]
             items[role] = [Item(s, i, token_ids(seq, index, f"{store.path}: {ids[role][k]}"))
                            for k, ((s, i), seq) in enumerate(zip(pairs, tagged[role], strict=True))]
-        return Prepared(items=items, classes=[vocab], heads=self.heads, ids=ids)
+        return Prepared(items=items, classes=[vocab], heads=self.heads, ids=ids, extras={"specaug": config.specaug})
 
-    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> CtcHead:
-        return CtcHead(dim, model.projector_dim, len(prepared.classes[0]))
+    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> torch.nn.Module:
+        return build_ctc_head(dim, model, prepared.extras["specaug"], len(prepared.classes[0]))
 
     def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
         return ctc_loss(logits, lengths, batch)
@@ -56,7 +58,7 @@ class SlotFilling:
     def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
         return greedy(logits, lengths)
 
-    def metrics(self, predictions: list, targets: list, prepared: Prepared) -> dict[str, Any]:
+    def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
         vocab = prepared.classes[0]
         hyps = [[vocab[t] for t in seq] for seq in predictions]
         refs = [[vocab[t] for t in seq] for seq in targets]

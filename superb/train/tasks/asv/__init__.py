@@ -1,0 +1,1 @@
+"""ASV (s3prl: sv_voxceleb1): speaker verification on VoxCeleb1 trial lists, EER and minDCF."""
