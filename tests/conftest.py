@@ -5,6 +5,8 @@ Tests that change a corpus (to check an error) copy it first (``shutil.copytree`
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,9 @@ from superb.testing.corpora import (
     make_speech_commands,
     make_voxceleb1,
 )
+
+# caches (VoxCeleb1 trim intervals) go to a throw-away folder, never the user's ~/.cache
+os.environ["SUPERB_CACHE"] = tempfile.mkdtemp(prefix="superb-test-cache-")
 
 
 @pytest.fixture(scope="session")

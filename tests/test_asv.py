@@ -162,3 +162,27 @@ def test_asv_on_the_fly_reads_the_verification_corpus(vox_root, tmp_path):
     out = read_results(expdir)
     assert out["source"] == "on-the-fly" and 0 <= out["test"]["eer"] <= 1
     assert len((expdir / "test_predict.txt").read_text().splitlines()) == len(read_trials(vox_root / "veri_test.txt"))
+
+
+def test_trim_intervals_are_cached_and_refreshed_when_a_file_changes(vox_root, tmp_path, monkeypatch):
+    import superb.extract.trim as trim_module
+
+    monkeypatch.setenv("SUPERB_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "vox"
+    shutil.copytree(vox_root, root)
+    first = VoxCeleb1(root, verification=True, min_seconds=0.5).utterances(["test"])
+    [cache] = (tmp_path / "cache").glob("trim-*.jsonl")
+    with cache.open("a") as handle:
+        handle.write('{"path": "torn by a ki')  # what a kill mid-write leaves
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(trim_module, "silence_intervals", no_decoding)
+    again = VoxCeleb1(root, verification=True, min_seconds=0.5).utterances(["test"])
+    assert [u.to_record() for u in again] == [u.to_record() for u in first]
+    changed = Path(first[0].path)
+    wave, rate = soundfile.read(changed, dtype="float32")
+    soundfile.write(changed, np.concatenate([np.zeros(rate, dtype=np.float32), wave]), rate)
+    with pytest.raises(AssertionError, match="decoded again"):  # a changed file is trimmed anew
+        VoxCeleb1(root, verification=True, min_seconds=0.5).utterances(["test"])

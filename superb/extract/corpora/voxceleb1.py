@@ -139,16 +139,22 @@ class VoxCeleb1(Corpus):
         return {"train": _wavs(dev), "test": _wavs(test)}
 
     def _trimmed(self, found: list[Utterance], drop_short: bool) -> list[Utterance]:
-        """Each utterance with s3prl's sox edit recorded (decoding every file once, on threads)."""
-        from superb.extract.trim import GAIN_DB, silence_intervals
+        """Each utterance with s3prl's sox edit recorded (decoding every file once, on threads; the intervals
+        are cached, so a resumed extraction lists the corpus without decoding it again)."""
+        from superb.extract.trim import DURATION, GAIN_DB, THRESHOLD, silence_intervals
+        from superb.extract.trim_cache import TrimCache
+
+        cache = TrimCache(self.base, {"gain_db": GAIN_DB, "duration": DURATION, "threshold": THRESHOLD, "v": 1})
 
         def edit(u: Utterance) -> Utterance:
-            wave = audio.read(u.path, expected=u.num_samples)
-            keep = silence_intervals(wave)
+            keep = cache.get(u.path)
+            if keep is None:
+                keep = [[int(a), int(b)] for a, b in silence_intervals(audio.read(u.path, expected=u.num_samples))]
+                cache.put(u.path, keep)
             kept = sum(b - a for a, b in keep)
             if kept == 0:  # all "silence" (sox would return nothing): keep the file whole rather than nothing
-                keep, kept = [(0, u.num_samples)], u.num_samples
-            meta = {**u.meta, audio.EDIT_KEY: {"gain_db": GAIN_DB, "keep": [[int(a), int(b)] for a, b in keep]}}
+                keep, kept = [[0, u.num_samples]], u.num_samples
+            meta = {**u.meta, audio.EDIT_KEY: {"gain_db": GAIN_DB, "keep": keep}}
             return Utterance(u.id, u.split, u.path, kept, meta)
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
