@@ -177,6 +177,33 @@ def fit(
 
 
 @app.command()
+def qbe(
+    features: Annotated[Path, typer.Option("--features", help="stores/UPSTREAM (or the quesst14 store itself)")],
+    split: Annotated[str, typer.Option("-t", "--split", help="dev or test (QUESST14's eval queries)")] = "dev",
+    corpus: Annotated[str, typer.Option("--corpus", help="quesst14")] = "quesst14",
+    name: Annotated[Optional[str], typer.Option("-n", "--name", help="expdir result/downstream/NAME")] = None,
+    expdir: Annotated[Optional[Path], typer.Option("-p", "--expdir")] = None,
+    layers: Annotated[str, typer.Option("--layers", help="all, or stored layer indices like 0,6,12")] = "all",
+    dist: Annotated[str, typer.Option("--dist", help="cosine_exp, cosine, cosine_neg_log, euclidean, cityblock")]
+    = "cosine_exp",
+    no_normalize: Annotated[bool, typer.Option("--no-normalize", help="skip per-dimension normalisation")] = False,
+) -> None:
+    """Query-by-example by subsequence DTW, every stored layer in one run: official stdlist.xml per layer."""
+    from superb.stores.base import open_store
+    from superb.train.runner import find_task_store
+    from superb.train.tasks.qbe.run import QbeRequest, run_qbe
+
+    store = open_store(find_task_store(features, corpus))
+    try:
+        chosen = None if layers.strip() == "all" else [int(k) for k in layers.replace(" ", "").split(",") if k]
+    except ValueError:
+        raise ConfigError(f"--layers {layers!r}: all, or comma-separated layer indices") from None
+    out = expdir or Path("result") / "downstream" / (name or f"qbe_{store.attrs['upstream']['name']}_{split}")
+    summary = run_qbe(QbeRequest(store, split, out, chosen, dist, not no_normalize))
+    typer.echo(f"{len(summary['layers'])} layer(s) scored against {summary['documents']} documents: {out}")
+
+
+@app.command()
 def evaluate(
     past_exp: Annotated[Path, typer.Option("-e", "--past-exp", help="a checkpoint, or an expdir (dev-best)")],
     split: Annotated[str, typer.Option("-t", "--split", help="dev, test or train")] = "test",

@@ -116,6 +116,8 @@ CORPORA.add("iemocap", "superb.extract.corpora.iemocap:Iemocap",
             "IEMOCAP: SessionN/sentences/wav with EmoEvaluation labels (neu, hap+exc, ang, sad)")
 CORPORA.add("snips", "superb.extract.corpora.snips:Snips",
             "Audio SNIPS (s3prl's slot-filling layout): SPLIT/SPEAKER-snips-SPLIT-N.wav with all.iob.snips.txt")
+CORPORA.add("quesst14", "superb.extract.corpora.quesst14:Quesst14",
+            "QUESST 2014: Audio/ documents, dev_queries/, eval_queries/ and scoring/ lists (nnenglish, as SUPERB)")
 CORPORA.add("diarization", "superb.extract.corpora.diarization:Diarization",
             "Libri2Mix-style Kaldi data dirs {train,dev,test}/ with wav.scp, segments, utt2spk, rttm, reco2dur")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",

@@ -758,3 +758,51 @@ def make_diarization(root: str | Path, recordings_per_split: int = 2, seconds: f
             (folder / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     (root / "README.txt").write_text("tiny synthetic Libri2Mix-style diarization data for tests\n", encoding="utf-8")
     return root
+
+
+# -- QUESST 2014 -----------------------------------------------------------------------------------------
+
+QUESST_TERMS = ("weather", "music", "garden", "window", "coffee", "station")
+_QUESST_FILLERS = ("the old man said", "we talked about", "nobody expected", "she pointed at", "they saw")
+
+
+def make_quesst14(root: str | Path, docs_per_term: int = 2, other_language_docs: int = 2) -> Path:
+    """Write a tiny ``quesst14Database/`` layout under ``root`` (8 kHz wavs, as the corpus) and return it.
+
+    Every term of ``QUESST_TERMS`` is spoken inside ``docs_per_term`` documents (a filler phrase around it, by
+    different voices) and once as a dev and once as an eval query (by yet another voice). The lists give
+    paths with the archive's folder first (``quesst14Database/Audio/…``), as the real ones do, and mark all of
+    it ``nnenglish`` except ``other_language_docs`` extra documents and one query per split marked
+    ``basque`` (SUPERB leaves them out). ``scoring/`` also holds the ground-truth folder names the scorer uses.
+    """
+    base = Path(root) / "quesst14Database"
+    jobs, lines = [], {"docs": [], "dev": [], "eval": []}
+    n = 0
+    for t, term in enumerate(QUESST_TERMS):
+        for k in range(docs_per_term):
+            n += 1
+            text = f"{_QUESST_FILLERS[(t + k) % len(_QUESST_FILLERS)]} {term} again"
+            jobs.append(_speak(text, base / "Audio" / f"quesst14_{n:05d}.wav", voice(t + 2 * k), rate=8000))
+            lines["docs"].append(f"quesst14Database/Audio/quesst14_{n:05d}.wav nnenglish")
+        for s, split in enumerate(("dev", "eval")):
+            name = f"quesst14_{split}_{t + 1:04d}"
+            jobs.append(_speak(term, base / f"{split}_queries" / f"{name}.wav", voice(7 + s), rate=8000))
+            lines[split].append(f"quesst14Database/{split}_queries/{name}.wav nnenglish")
+    for k in range(other_language_docs):
+        n += 1
+        jobs.append(_speak("a sentence from another language", base / "Audio" / f"quesst14_{n:05d}.wav", voice(k),
+                           rate=8000))
+        lines["docs"].append(f"quesst14Database/Audio/quesst14_{n:05d}.wav basque")
+    for split in ("dev", "eval"):
+        name = f"quesst14_{split}_{len(QUESST_TERMS) + 1:04d}"
+        jobs.append(_speak("another language", base / f"{split}_queries" / f"{name}.wav", voice(9), rate=8000))
+        lines[split].append(f"quesst14Database/{split}_queries/{name}.wav basque")
+    _run_all(jobs)
+    names = {"docs": "language_key_utterances.lst", "dev": "language_key_dev.lst", "eval": "language_key_eval.lst"}
+    for split, name in names.items():
+        (base / "scoring" / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / "scoring" / name).write_text("".join(line + "\n" for line in lines[split]), encoding="utf-8")
+    for split in ("dev", "eval"):
+        (base / "scoring" / f"groundtruth_quesst14_{split}").mkdir(exist_ok=True)
+    (base / "README.txt").write_text("tiny synthetic QUESST 2014 for tests\n", encoding="utf-8")
+    return Path(root)

@@ -1,0 +1,177 @@
+"""Batched subsequence DTW in torch, as s3prl's ``quesst14_dtw`` runs it with dtw-python, much faster.
+
+s3prl aligns every (query, document) pair with ``dtw(dist, step_pattern="asymmetric", open_begin=True,
+open_end=True)`` and scores ``-normalizedDistance``. With the asymmetric pattern each step consumes one
+query frame and advances the document by 0, 1 or 2 frames, each step costing the local distance of the
+cell it reaches:
+
+    g[0, j] = d[0, j]                                       (open begin: start on any document frame)
+    g[i, j] = d[i, j] + min(g[i-1, j], g[i-1, j-1], g[i-1, j-2])
+    cost    = min_j g[n-1, j] / n                           (open end; "N" normalisation)
+
+Here all documents are concatenated along the frame axis, so one matrix product gives a query's
+distances to every document frame at once, and the recursion runs one row per query frame over all of
+them, with the moves that would cross a document boundary masked. Per document the cost is the minimum
+of the last row over its frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
+MIN_QUERY_FRAMES = 5  # s3prl: shorter queries are not aligned (their scores are 0)
+
+
+def _distance(name: str) -> Callable:
+    def register(fn: Callable) -> Callable:
+        DISTANCES[name] = fn
+        return fn
+
+    return register
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@_distance("cosine")
+def cosine(query: torch.Tensor, docs: Documents) -> torch.Tensor:
+    """scipy's ``cdist(..., "cosine")``: 1 − u·v / (|u| |v|)."""
+    return (_unit(query) @ docs.unit.T).neg_().add_(1.0)  # in place: the matrix is the big allocation
+
+
+@_distance("cosine_exp")
+def cosine_exp(query: torch.Tensor, docs: Documents) -> torch.Tensor:
+    """s3prl's default: exp(cosine distance) − 1."""
+    return cosine(query, docs).expm1_()
+
+
+@_distance("cosine_neg_log")
+def cosine_neg_log(query: torch.Tensor, docs: Documents) -> torch.Tensor:
+    """s3prl's −log(1 − cosine distance) = −log(cosine similarity) (NaN where the similarity is negative)."""
+    return (_unit(query) @ docs.unit.T).log_().neg_()
+
+
+@_distance("euclidean")
+def euclidean(query: torch.Tensor, docs: Documents) -> torch.Tensor:
+    squared = (query * query).sum(1)[:, None] + docs.squared_norms[None, :] - 2.0 * query @ docs.frames.T
+    return squared.clamp(min=0).sqrt()
+
+
+@_distance("cityblock")
+def cityblock(query: torch.Tensor, docs: Documents) -> torch.Tensor:
+    return torch.cdist(query[None], docs.frames[None], p=1)[0]
+
+
+def distance_names() -> list[str]:
+    return sorted(DISTANCES)
+
+
+class Documents:
+    """Documents concatenated along frames, with what the recursion needs to respect their boundaries."""
+
+    def __init__(self, docs: Sequence[torch.Tensor], dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu"):
+        if not docs:
+            raise ValueError("no documents to search")
+        lengths = torch.tensor([len(d) for d in docs])
+        if int(lengths.min()) < 1:
+            raise ValueError("a document has no frames")
+        self.frames = torch.cat([torch.as_tensor(d) for d in docs]).to(device=device, dtype=dtype)
+        self.lengths = lengths.to(device)
+        starts = torch.cumsum(lengths, 0) - lengths
+        position = torch.arange(len(self.frames), device=device) - torch.repeat_interleave(starts.to(device),
+                                                                                               self.lengths)
+        self.owner = torch.repeat_interleave(torch.arange(len(docs), device=device), self.lengths)
+        self.first = position == 0  # a column with no left neighbour in its document
+        self.second = position == 1  # a column with no neighbour two to the left
+        self.count = len(docs)
+        self._unit: torch.Tensor | None = None
+        self._squared_norms: torch.Tensor | None = None
+
+    @property
+    def unit(self) -> torch.Tensor:
+        """The frames scaled to unit length, computed once for every query."""
+        if self._unit is None:
+            self._unit = _unit(self.frames)
+        return self._unit
+
+    @property
+    def squared_norms(self) -> torch.Tensor:
+        if self._squared_norms is None:
+            self._squared_norms = (self.frames * self.frames).sum(1)
+        return self._squared_norms
+
+
+def subsequence_costs(dist: torch.Tensor, docs: Documents) -> torch.Tensor:
+    """``(documents,)`` normalised alignment costs of one query from its distances ``(n, frames)``."""
+    inf = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
+    no_left = docs.first
+    no_left2 = docs.first | docs.second
+    row = dist[0]
+    for i in range(1, dist.shape[0]):
+        left = torch.where(no_left, inf, torch.roll(row, 1))
+        left2 = torch.where(no_left2, inf, torch.roll(row, 2))
+        row = dist[i] + torch.minimum(row, torch.minimum(left, left2))
+    best = torch.full((docs.count,), float("inf"), dtype=dist.dtype, device=dist.device)
+    best = best.scatter_reduce(0, docs.owner, row, reduce="amin")
+    return best / dist.shape[0]
+
+
+def query_costs(query: torch.Tensor, docs: Documents, distance: str = "cosine_exp",
+                minmax_norm: bool = False) -> torch.Tensor:
+    """A query's normalised subsequence-DTW cost against every document (s3prl's ``match``)."""
+    return many_query_costs([query], docs, distance, minmax_norm)[0]
+
+
+def many_query_costs(queries: Sequence[torch.Tensor], docs: Documents, distance: str = "cosine_exp",
+                     minmax_norm: bool = False, memory_bytes: int = 1 << 30) -> list[torch.Tensor]:
+    """Each query's costs against every document. Queries are stacked into one distance product as far as
+    ``memory_bytes`` of distances allows (one large product runs faster than many thin ones)."""
+    if distance not in DISTANCES:
+        raise ValueError(f"distance {distance!r} is not one of {', '.join(distance_names())}")
+    rows_per_group = max(1, memory_bytes // (docs.frames.element_size() * len(docs.frames)))
+    out: list[torch.Tensor] = []
+    group: list[torch.Tensor] = []
+    for k, query in enumerate(queries):
+        group.append(torch.as_tensor(query).to(device=docs.frames.device, dtype=docs.frames.dtype))
+        if k == len(queries) - 1 or sum(len(q) for q in group) + len(queries[k + 1]) > rows_per_group:
+            dists = DISTANCES[distance](torch.cat(group), docs)
+            for dist in torch.split(dists, [len(q) for q in group]):
+                out.append(_costs(dist, docs, minmax_norm))
+            group = []
+    return out
+
+
+def _costs(dist: torch.Tensor, docs: Documents, minmax_norm: bool) -> torch.Tensor:
+    if minmax_norm:  # s3prl's option: each query row scaled to [0, 1] within each document
+        index = docs.owner.expand(dist.shape[0], -1)
+        empty = torch.full((dist.shape[0], docs.count), float("inf"), dtype=dist.dtype, device=dist.device)
+        low = empty.scatter_reduce(1, index, dist, reduce="amin").gather(1, index)
+        high = (-empty).scatter_reduce(1, index, dist, reduce="amax").gather(1, index)
+        dist = (dist - low) / (high - low).clamp(min=1e-9)
+    return subsequence_costs(dist, docs)
+
+
+def normalise_features(arrays: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """s3prl's feature normalisation: the mean and (unbiased) std per dimension over every frame of every
+    query and document, std clamped at 1e-9. Returns ``(mean, std)``."""
+    total = sum(len(a) for a in arrays)
+    dim = arrays[0].shape[1]
+    acc = torch.zeros(dim, dtype=torch.float64)
+    acc2 = torch.zeros(dim, dtype=torch.float64)
+    for a in arrays:
+        a = torch.as_tensor(a, dtype=torch.float64)
+        acc += a.sum(0)
+        acc2 += (a * a).sum(0)
+    mean = acc / total
+    var = (acc2 - total * mean * mean) / max(total - 1, 1)
+    return mean.float(), var.clamp(min=0).sqrt().clamp(min=1e-9).float()
+
+
+def zscore(scores: torch.Tensor) -> torch.Tensor:
+    """Per-query score normalisation over documents (numpy's population std, clamped at 1e-9), as s3prl."""
+    return (scores - scores.mean()) / scores.std(unbiased=False).clamp(min=1e-9)
