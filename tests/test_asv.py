@@ -139,6 +139,10 @@ def test_asv_s3prl_protocol_reports_the_best_test_checkpoint(sv_store, tmp_path)
     assert len(test_eers) == 3  # every saved checkpoint scored
     assert out["best_step"] == min(test_eers, key=test_eers.get)
     assert out["test"]["eer"] == pytest.approx(min(test_eers.values()))
+    # resuming from an earlier checkpoint finds the verification store again and ends the same
+    again = superb("fit", "-d", "asv", "-e", str(expdir / "states-400.ckpt"))
+    assert again.returncode == 0, again.stderr
+    assert read_results(expdir) == out
 
 
 def test_asv_refuses_the_identification_store_and_s3prl_protocol_elsewhere(tmp_path, voxceleb1_root):

@@ -125,11 +125,11 @@ def store_identity(store: FeatureStore) -> dict[str, Any]:
             "layers": store.attrs.get("layers"), "dtype": store.attrs.get("dtype")}
 
 
-def check_identity(saved: dict[str, Any], store: FeatureStore) -> None:
-    now = store_identity(store)
+def check_identity(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """The store a run was built on (``Built.identity``) is the one the checkpoint was trained on."""
     for key in ("upstream", "corpus", "layers", "dtype"):
         if saved.get(key) != now[key]:
-            raise StoreError(f"{store.path}: this store's {key} differs from the one the checkpoint was trained "
+            raise StoreError(f"{now['path']}: this store's {key} differs from the one the checkpoint was trained "
                              f"on ({saved.get('path')}); evaluate with the same store")
 
 
@@ -246,7 +246,7 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
     trainer = Trainer(built.model, built.task, built.prepared, config, expdir, train_loader, evals, device, meta)
     if resume is not None:
         if args.features:
-            check_identity(resume["store"], open_store(find_task_store(Path(args.features), built.task.corpus)))
+            check_identity(resume["store"], built.identity)
         trainer.load(resume)
         _forget_after(expdir, trainer.progress.step)
     elif init_ckpt is not None:
@@ -364,8 +364,7 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[s
         config.data.test, split = split, "test"
     built = build_run(args, config)
     if args.features:
-        store = open_store(find_task_store(Path(args.features), *task_store_name(built.task)))
-        check_identity(ckpt["store"], store)
+        check_identity(ckpt["store"], built.identity)
     if split not in built.datasets:
         raise ConfigError(f"-t {split!r}: this run has splits {', '.join(built.datasets)}")
     device = resolve_device(args.device)
