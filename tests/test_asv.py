@@ -18,11 +18,10 @@ from sklearn.metrics import roc_curve
 
 from superb.errors import CorpusError
 from superb.extract.audio import EDIT_KEY, read, read_record
-from superb.extract.corpora.voxceleb1 import VoxCeleb1
+from superb.extract.corpora.voxceleb1 import VoxCeleb1, read_trials
 from superb.extract.trim import trim
 from superb.testing.cli import one_error_line, read_results, run_superb
 from superb.testing.corpora import make_voxceleb1
-from superb.train.tasks.asv.metrics import read_trials
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:

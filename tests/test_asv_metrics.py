@@ -11,7 +11,8 @@ from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
 from superb.errors import CorpusError
-from superb.train.tasks.asv.metrics import eer, min_dcf, read_trials, trial_name, write_scores
+from superb.extract.corpora.voxceleb1 import read_trials
+from superb.train.tasks.asv.metrics import eer, min_dcf, trial_name, write_scores
 
 
 def sklearn_eer(labels, scores):

@@ -125,8 +125,6 @@ class VoxCeleb1(Corpus):
         dev = [base / t for t in DEV_TREES if (base / t).is_dir()]
         test = [base / t for t in TEST_TREES if (base / t).is_dir()]
         if not dev and not test and (base / MERGED_TREE).is_dir():
-            from superb.train.tasks.asv.metrics import read_trials
-
             trials = read_trials(self.meta_file(VERI_TEST))
             test_speakers = {uid.split("/")[0] for _, a, b in trials for uid in (a, b)}
             files = _wavs([base / MERGED_TREE])
@@ -183,6 +181,33 @@ def _wavs(trees: list[Path]) -> dict[str, Path]:
     if not out:
         raise CorpusError(f"{trees[0]}: no idNNNNN/VIDEO/NNNNN.wav files found")
     return out
+
+
+def read_trials(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
+    """``(label, utterance1, utterance2)`` per line of ``LABEL PATH1 PATH2`` (``veri_test.txt`` and kin).
+
+    Utterance ids are the paths without ``.wav`` (``id10270/x6uYqmx31kE/00001``), as the VoxCeleb1 reader
+    names utterances. Blank lines are skipped; any other line that does not parse raises ``CorpusError``
+    naming ``path:line``.
+    """
+    path = Path(path)
+    trials: list[tuple[int, str, str]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: trial list not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"{path}: cannot read trial list ({exc})") from None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) != 3 or fields[0] not in ("0", "1") or not all(map(_PATH.match, fields[1:])):
+            raise CorpusError(f"{path}:{lineno}: malformed trial {line[:100]!r} "
+                              "(expected 'LABEL idNNNNN/VIDEO/NNNNN.wav idNNNNN/VIDEO/NNNNN.wav', LABEL 0 or 1)")
+        trials.append((int(fields[0]), fields[1].removesuffix(".wav"), fields[2].removesuffix(".wav")))
+    return trials
 
 
 def read_iden_split(path: Path) -> dict[str, tuple[str, int]]:

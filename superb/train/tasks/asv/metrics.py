@@ -1,4 +1,4 @@
-"""Speaker-verification scoring: EER and minDCF as s3prl and Kaldi compute them, and the trial-list files.
+"""Speaker-verification scoring: EER and minDCF as s3prl and Kaldi compute them, and s3prl's score file.
 
 EER follows s3prl's ``sv_voxceleb1`` (``utils.EER``) exactly: sklearn's ROC curve, linearly interpolated,
 and the false-positive rate ``x`` where ``1 - x = TPR(x)`` found with ``brentq``, so numbers compare with
@@ -13,16 +13,10 @@ fractions, not percent. Torch-free.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from superb.errors import CorpusError
-
-# ``veri_test.txt`` paths, as in the VoxCeleb1 reader: speaker/video/segment.wav
-_TRIAL_PATH = re.compile(r"^[^/\s]+/[^/\s]+/[^/\s]+\.wav$")
 
 
 def eer(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
@@ -74,33 +68,6 @@ def _roc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarra
         raise ValueError("scores hold NaN or infinite values")
     fpr, tpr, _ = roc_curve(labels, scores, pos_label=1, drop_intermediate=drop_intermediate)
     return fpr, tpr
-
-
-def read_trials(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
-    """``(label, utterance1, utterance2)`` per line of ``LABEL PATH1 PATH2`` (``veri_test.txt`` and kin).
-
-    Utterance ids are the paths without ``.wav`` (``id10270/x6uYqmx31kE/00001``), as the VoxCeleb1 reader
-    names utterances. Blank lines are skipped; any other line that does not parse raises ``CorpusError``
-    naming ``path:line``.
-    """
-    path = Path(path)
-    trials: list[tuple[int, str, str]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: trial list not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorpusError(f"{path}: cannot read trial list ({exc})") from None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        fields = line.split()
-        if len(fields) != 3 or fields[0] not in ("0", "1") or not all(map(_TRIAL_PATH.match, fields[1:])):
-            raise CorpusError(f"{path}:{lineno}: malformed trial {line[:100]!r} "
-                              "(expected 'LABEL idNNNNN/VIDEO/NNNNN.wav idNNNNN/VIDEO/NNNNN.wav', LABEL 0 or 1)")
-        trials.append((int(fields[0]), fields[1].removesuffix(".wav"), fields[2].removesuffix(".wav")))
-    return trials
 
 
 def trial_name(utterance1: str, utterance2: str) -> str:

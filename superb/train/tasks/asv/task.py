@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from superb.errors import ConfigError, StoreError
+from superb.extract.corpora.voxceleb1 import read_trials
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
-from superb.train.tasks.asv.metrics import eer, min_dcf, read_trials, write_scores
+from superb.train.tasks.asv.metrics import eer, min_dcf, write_scores
 from superb.train.tasks.utterance import Prepared, check_corpus
 
 TDNN = ((5, 1), (3, 2), (3, 3), (1, 1), (1, 1))  # (kernel, dilation) per layer, s3prl's XVector
