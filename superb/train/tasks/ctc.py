@@ -4,6 +4,7 @@ target building."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +105,20 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugConfig) -> 
                 start = int(torch.randint(0, n - width + 1, ()))
                 x[b, start : start + width] = 0
     return x
+
+
+class CtcTask:
+    """What PR, ASR and SF share as tasks: the head ``model.head`` names over the vocabulary ``classes[0]``
+    (blank first, SpecAugment from ``extras["specaug"]``), the CTC loss, and best-path decoding."""
+
+    def build_head(self, dim: int, model: ModelConfig, prepared: Any) -> nn.Module:
+        return build_ctc_head(dim, model, prepared.extras["specaug"], len(prepared.classes[0]))
+
+    def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
+        return ctc_loss(logits, lengths, batch)
+
+    def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Any) -> list[tuple]:
+        return greedy(logits, lengths)
 
 
 def ctc_loss(logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:

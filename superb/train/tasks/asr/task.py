@@ -15,16 +15,16 @@ from typing import Any
 import torch
 
 from superb.stores.base import FeatureStore
-from superb.train.config import Config, ModelConfig
+from superb.train.config import Config
 from superb.train.data import Item
 from superb.train.tasks.asr.text import VOCAB, cer, decode, encode, wer
-from superb.train.tasks.ctc import build_ctc_head, ctc_loss, greedy
+from superb.train.tasks.ctc import CtcTask, greedy
 from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 
 @dataclass(frozen=True)
-class SpeechRecognition:
+class SpeechRecognition(CtcTask):
     name: str = "asr"
     corpus: str = "librispeech"
     heads: tuple[str, ...] = ("characters",)
@@ -51,12 +51,6 @@ class SpeechRecognition:
             prepared.extras["beam"] = BeamSearch(d.lm, lexicon=d.lexicon, beam=d.beam, lm_weight=d.lm_weight,
                                                  word_score=d.word_score)
         return prepared
-
-    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> torch.nn.Module:
-        return build_ctc_head(dim, model, prepared.extras["specaug"], len(VOCAB))
-
-    def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
-        return ctc_loss(logits, lengths, batch)
 
     def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Prepared) -> list[tuple]:
         """Per utterance: (greedy text, beam-search text or None)."""

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from superb.errors import ConfigError
 from superb.stores.base import FeatureStore
-from superb.train.config import Config, ModelConfig
+from superb.train.config import Config
 from superb.train.data import Item
-from superb.train.tasks.ctc import build_ctc_head, ctc_loss, greedy
+from superb.train.tasks.ctc import CtcTask
 from superb.train.tasks.pr.lexicon import PHONES, Lexicon, per
 from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
@@ -27,7 +25,7 @@ BLANK = "<blank>"
 
 
 @dataclass(frozen=True)
-class PhoneRecognition:
+class PhoneRecognition(CtcTask):
     name: str = "pr"
     corpus: str = "librispeech"
     heads: tuple[str, ...] = ("phones",)
@@ -63,15 +61,6 @@ class PhoneRecognition:
                           "phones (counted in results.json; pass a fuller lexicon with -o config.data.lexicon=PATH)")
         return Prepared(items=items, classes=[vocab], heads=self.heads, notes=notes, ids=ids,
                         extras={"specaug": config.specaug})
-
-    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> torch.nn.Module:
-        return build_ctc_head(dim, model, prepared.extras["specaug"], len(prepared.classes[0]))
-
-    def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
-        return ctc_loss(logits, lengths, batch)
-
-    def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
-        return greedy(logits, lengths)
 
     def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
         vocab = prepared.classes[0]

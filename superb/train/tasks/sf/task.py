@@ -13,19 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from superb.stores.base import FeatureStore
-from superb.train.config import Config, ModelConfig
+from superb.train.config import Config
 from superb.train.data import Item
-from superb.train.tasks.ctc import build_ctc_head, ctc_loss, greedy, token_ids
+from superb.train.tasks.ctc import CtcTask, token_ids
 from superb.train.tasks.scoring import write_role_arks
 from superb.train.tasks.sf.slots import build_vocabulary, iob_to_tagged, render, slot_type_f1, slot_value_cer
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
 
 @dataclass(frozen=True)
-class SlotFilling:
+class SlotFilling(CtcTask):
     name: str = "sf"
     corpus: str = "snips"
     heads: tuple[str, ...] = ("tokens",)
@@ -48,15 +46,6 @@ class SlotFilling:
             items[role] = [Item(s, i, token_ids(seq, index, f"{store.path}: {ids[role][k]}"))
                            for k, ((s, i), seq) in enumerate(zip(pairs, tagged[role], strict=True))]
         return Prepared(items=items, classes=[vocab], heads=self.heads, ids=ids, extras={"specaug": config.specaug})
-
-    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> torch.nn.Module:
-        return build_ctc_head(dim, model, prepared.extras["specaug"], len(prepared.classes[0]))
-
-    def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
-        return ctc_loss(logits, lengths, batch)
-
-    def predict(self, logits: torch.Tensor, lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
-        return greedy(logits, lengths)
 
     def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
         vocab = prepared.classes[0]
