@@ -29,6 +29,17 @@ class Item:
     frames: int = -1
 
 
+def item_window(item: Item, offsets: np.ndarray) -> tuple[int, int]:
+    """The item's frame range ``[start, stop)`` in its split's features array (``offsets`` of that split)."""
+    first, end = int(offsets[item.index]), int(offsets[item.index + 1])
+    start = first + item.start
+    stop = end if item.frames < 0 else start + item.frames
+    if not first <= start <= stop <= end:
+        raise ConfigError(f"item window [{item.start}, +{item.frames}) is outside utterance {item.index} of "
+                          f"split {item.split!r} ({end - first} frames)")
+    return start, stop
+
+
 class StoreItems(Dataset):
     """Features of a list of store items; ``__getitem__`` takes ``(position, crop_seed)``.
 
@@ -47,25 +58,14 @@ class StoreItems(Dataset):
                                   "extracted yet; rerun `superb extract` to complete the store")
         self._read = {name: view.read_frames for name, view in views.items()}
         self._offsets = {name: view.offsets for name, view in views.items()}
-        self.lengths = [self._window(i)[1] - self._window(i)[0] for i in self.items]
+        self._windows = [item_window(i, self._offsets[i.split]) for i in self.items]
+        self.lengths = [stop - start for start, stop in self._windows]
         self._cache: list[np.ndarray] | None = None
         if preload:
             self._cache = [self._load(k) for k in range(len(self.items))]
 
-    def _window(self, item: Item) -> tuple[int, int]:
-        """The item's frame range in its split's features array."""
-        offsets = self._offsets[item.split]
-        first, end = int(offsets[item.index]), int(offsets[item.index + 1])
-        start = first + item.start
-        stop = end if item.frames < 0 else start + item.frames
-        if not first <= start <= stop <= end:
-            raise ConfigError(f"item window [{item.start}, +{item.frames}) is outside utterance {item.index} of "
-                              f"split {item.split!r} ({end - first} frames)")
-        return start, stop
-
     def _load(self, k: int) -> np.ndarray:
-        item = self.items[k]
-        return self._read[item.split](*self._window(item))
+        return self._read[self.items[k].split](*self._windows[k])
 
     def nbytes(self, frame_bytes: int) -> int:
         return sum(self.lengths) * frame_bytes

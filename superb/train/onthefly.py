@@ -82,10 +82,10 @@ class AudioItems(Dataset):
         self.items = list(items)
         self.crop_samples = crop_samples
         self.spec = spec
-        self.lengths = [self._samples(k)[1] - self._samples(k)[0] for k in range(len(self.items))]
+        self._ranges = [self._samples(item, r["num_samples"]) for item, r in zip(self.items, self.records, strict=True)]
+        self.lengths = [end - first for first, end in self._ranges]
 
-    def _samples(self, k: int) -> tuple[int, int]:
-        item, total = self.items[k], self.records[k]["num_samples"]
+    def _samples(self, item: Item, total: int) -> tuple[int, int]:
         if item.start == 0 and item.frames < 0:
             return 0, total
         if self.spec is None:
@@ -101,7 +101,7 @@ class AudioItems(Dataset):
         k, crop_seed = key
         r = self.records[k]
         wave = audio.read_record(r)
-        first, end = self._samples(k)
+        first, end = self._ranges[k]
         wave = wave[first:end]
         if self.crop_samples and wave.shape[0] > self.crop_samples:
             start = int(np.random.default_rng(crop_seed).integers(0, wave.shape[0] - self.crop_samples + 1))

@@ -197,8 +197,8 @@ def _check_preload(store: FeatureStore, prepared: Any) -> None:
     frames = 0
     for items in prepared.items.values():
         for item in items:
-            offsets = store.split(item.split).offsets
-            frames += int(offsets[item.index + 1] - offsets[item.index])
+            start, stop = D.item_window(item, store.split(item.split).offsets)
+            frames += stop - start
     need = frames * frame_bytes
     free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if need > 0.8 * free:
