@@ -123,29 +123,43 @@ class SpeakerDiarization:
         probs = torch.sigmoid(logits.float()).cpu().numpy()
         return [probs[b, : int(n)] for b, n in enumerate(lengths.tolist())]
 
-    def _der(self, predictions: list, prepared: Prepared, role: str, threshold: float, median: int) -> dict:
-        reference = prepared.extras["reference"].get(role)
-        if not reference:
-            return {"der": float("nan")}
-        names = prepared.ids[role]
-        hypothesis = {rec: activity_to_segments(p, prepared.extras["frame_shift"], threshold, median)
-                      for rec, p in zip(names, predictions, strict=True)}
-        return der(reference, hypothesis)
+    def _turns(self, predictions: list, prepared: Prepared, role: str, threshold: float, median: int) -> dict:
+        """``{recording: turns}`` of one post-processing setting (predictions in item order)."""
+        shift = prepared.extras["frame_shift"]
+        return {rec: activity_to_segments(p, shift, threshold, median)
+                for rec, p in zip(prepared.ids[role], predictions, strict=True)}
 
-    def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
-        """DER at threshold 0.5, no median filter (the checkpoint selection metric), and its three parts as
-        fractions of the reference speech."""
-        out = self._der(predictions, prepared, role, *DEFAULT_SETTING)
+    def _all_turns(self, predictions: list, prepared: Prepared, role: str) -> dict[str, dict]:
+        """``{setting: {recording: turns}}`` for s3prl's 10 threshold × median settings."""
+        return {setting_name(t, m): self._turns(predictions, prepared, role, t, m)
+                for t in THRESHOLDS for m in MEDIANS}
+
+    @staticmethod
+    def _summary(out: dict[str, float]) -> dict[str, float]:
+        """DER and its three parts as fractions of the reference speech."""
         if not out.get("total"):
             return {"der": out["der"]}
         parts = {"miss_rate": "missed", "false_alarm_rate": "false_alarm", "speaker_error_rate": "confusion"}
         return {"der": out["der"], **{name: out[part] / out["total"] for name, part in parts.items()}}
 
+    def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
+        """DER at threshold 0.5, no median filter (the checkpoint selection metric), with its parts."""
+        reference = prepared.extras["reference"].get(role)
+        if not reference:
+            return {"der": float("nan")}
+        return self._summary(der(reference, self._turns(predictions, prepared, role, *DEFAULT_SETTING)))
+
     def final_metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict:
-        """DER of every threshold × median setting (``settings``), plus the default one as ``der``."""
-        settings = {setting_name(t, m): self._der(predictions, prepared, role, t, m)["der"]
-                    for t in THRESHOLDS for m in MEDIANS}
-        return {**self.metrics(predictions, targets, prepared, role), "settings": settings}
+        """DER of every threshold × median setting (``settings``), the default one's as ``der`` with its
+        parts. The turns are kept in ``extras["turns"]`` for ``write_outputs`` to write as RTTM."""
+        reference = prepared.extras["reference"].get(role)
+        if not reference:
+            return {"der": float("nan")}
+        turns = self._all_turns(predictions, prepared, role)
+        prepared.extras.setdefault("turns", {})[role] = turns
+        scored = {name: der(reference, hypothesis) for name, hypothesis in turns.items()}
+        return {**self._summary(scored[setting_name(*DEFAULT_SETTING)]),
+                "settings": {name: out["der"] for name, out in scored.items()}}
 
     def select_setting(self, scores: dict[str, dict], protocol: str) -> tuple[dict[str, dict], dict[str, Any]]:
         """Pick the post-processing on dev (``protocol: dev``) or on test (``s3prl``); report DER there.
@@ -175,11 +189,9 @@ class SpeakerDiarization:
         (activity / "frame_shift.json").write_text(json.dumps({"seconds": prepared.extras["frame_shift"]}))
         rttm = expdir / "rttm" / role
         rttm.mkdir(parents=True, exist_ok=True)
-        for t in THRESHOLDS:
-            for m in MEDIANS:
-                write_rttm(rttm / f"{setting_name(t, m)}.rttm",
-                           {name: activity_to_segments(p, prepared.extras["frame_shift"], t, m)
-                            for name, p in zip(names, predictions, strict=True)})
+        turns = prepared.extras.get("turns", {}).get(role) or self._all_turns(predictions, prepared, role)
+        for name, hypothesis in turns.items():
+            write_rttm(rttm / f"{name}.rttm", hypothesis)
 
 
 def _labels(batch: dict, frames: int) -> torch.Tensor:
