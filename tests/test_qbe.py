@@ -82,3 +82,14 @@ def test_qbe_bad_input_is_one_line(quesst_stores, tmp_path):
                                                str(tmp_path / "x"), "--layers", "7"))
     assert "-t 'train'" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
                                                  str(tmp_path / "x"), "-t", "train"))
+
+
+def test_documents_read_in_chunks_give_the_same_scores(quesst_stores, tmp_path):
+    from superb.stores.base import open_store
+    from superb.train.tasks.qbe.run import QbeRequest, run_qbe
+
+    store = open_store(quesst_stores / "fbank" / "quesst14")
+    run_qbe(QbeRequest(store, "dev", tmp_path / "whole"))
+    run_qbe(QbeRequest(store, "dev", tmp_path / "chunks", chunk_frames=50))  # about one document per chunk
+    assert read_stdlist(tmp_path / "chunks" / "layer-0" / "benchmark.stdlist.xml") == \
+        read_stdlist(tmp_path / "whole" / "layer-0" / "benchmark.stdlist.xml")

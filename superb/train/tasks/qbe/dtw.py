@@ -17,8 +17,9 @@ of the last row over its frames.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 
 DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
@@ -156,17 +157,16 @@ def _costs(dist: torch.Tensor, docs: Documents, minmax_norm: bool) -> torch.Tens
     return subsequence_costs(dist, docs)
 
 
-def normalise_features(arrays: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """s3prl's feature normalisation: the mean and (unbiased) std per dimension over every frame of every
-    query and document, std clamped at 1e-9. Returns ``(mean, std)``."""
-    total = sum(len(a) for a in arrays)
-    dim = arrays[0].shape[1]
-    acc = torch.zeros(dim, dtype=torch.float64)
-    acc2 = torch.zeros(dim, dtype=torch.float64)
+def normalise_features(arrays: Iterable[torch.Tensor | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """s3prl's feature normalisation: the mean and (unbiased) std over every frame (axis 0) of every query and
+    document, per feature (any trailing shape, e.g. ``(layers, dim)``), std clamped at 1e-9. ``arrays`` may
+    be a generator, so a store is streamed, not loaded. Returns float32 ``(mean, std)``."""
+    total, acc, acc2 = 0, 0.0, 0.0
     for a in arrays:
-        a = torch.as_tensor(a, dtype=torch.float64)
-        acc += a.sum(0)
-        acc2 += (a * a).sum(0)
+        a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a, dtype=torch.float64)
+        acc, acc2, total = acc + a.sum(0), acc2 + (a * a).sum(0), total + len(a)
+    if not total:
+        raise ValueError("no frames to normalise over")
     mean = acc / total
     var = (acc2 - total * mean * mean) / max(total - 1, 1)
     return mean.float(), var.clamp(min=0).sqrt().clamp(min=1e-9).float()

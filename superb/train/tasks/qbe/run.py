@@ -12,6 +12,7 @@ in chunks, each chunk scored for every layer.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,14 @@ import torch
 
 from superb.errors import ConfigError, StoreError
 from superb.stores.base import FeatureStore, SplitView
-from superb.train.tasks.qbe.dtw import MIN_QUERY_FRAMES, Documents, distance_names, many_query_costs, zscore
+from superb.train.tasks.qbe.dtw import (
+    MIN_QUERY_FRAMES,
+    Documents,
+    distance_names,
+    many_query_costs,
+    normalise_features,
+    zscore,
+)
 
 SPLITS = {"dev": "dev", "test": "eval", "eval": "eval"}  # -t → the store's query split
 DECISION_THRESHOLD = 2.0  # s3prl: scores above 2 standard deviations are detections
@@ -39,29 +47,26 @@ class QbeRequest:
     chunk_frames: int = 200_000  # document frames scored at once (memory: frames × dim × 4 bytes per layer)
 
 
-def _read(view: SplitView, indices: list[int], slot: int | None = None) -> list[np.ndarray]:
-    out = []
+def _features(view: SplitView, indices: Iterable[int]) -> Iterator[np.ndarray]:
+    """``[frames, layers, dim]`` of each utterance in turn; an unfinished one names the rerun to do."""
     for i in indices:
         if not view.done[i]:
             raise StoreError(f"utterance {view.ids[i]!r} of split {view.name!r} is not extracted yet; rerun "
                              "`superb extract` to complete the store")
-        x = view.features(i)
-        out.append(x if slot is None else x[:, slot])
-    return out
+        yield view.features(i)
 
 
-def _stats(views: list[SplitView], slots: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per layer slot: mean and unbiased std per dimension over every frame of the given splits."""
-    total, acc, acc2 = 0, None, None
-    for view in views:
-        for x in _read(view, list(range(len(view)))):
-            x = x[:, slots].astype(np.float64)
-            acc = x.sum(0) if acc is None else acc + x.sum(0)
-            acc2 = (x * x).sum(0) if acc2 is None else acc2 + (x * x).sum(0)
-            total += len(x)
-    mean = acc / total
-    var = (acc2 - total * mean * mean) / max(total - 1, 1)
-    return mean.astype(np.float32), np.sqrt(np.clip(var, 0, None)).clip(min=1e-9).astype(np.float32)
+def _chunks(view: SplitView, budget: int) -> Iterator[list[int]]:
+    """Consecutive utterance indices holding at most ``budget`` frames (at least one utterance each)."""
+    chunk, frames = [], 0
+    for i in range(len(view)):
+        if chunk and frames + view.num_frames(i) > budget:
+            yield chunk
+            chunk, frames = [], 0
+        chunk.append(i)
+        frames += view.num_frames(i)
+    if chunk:
+        yield chunk
 
 
 def run_qbe(req: QbeRequest) -> dict[str, Any]:
@@ -80,35 +85,31 @@ def run_qbe(req: QbeRequest) -> dict[str, Any]:
         raise ConfigError(f"--layers: layer {missing[0]} is not in the store (it holds {stored})")
     slots = [stored.index(k) for k in layers]
     docs, queries = store.split("docs"), store.split(SPLITS[req.split])
-    mean, std = _stats([queries, docs], slots) if req.normalize else (None, None)
+    if req.normalize:
+        everything = (x[:, slots] for view in (queries, docs) for x in _features(view, range(len(view))))
+        mean, std = (t.numpy() for t in normalise_features(everything))
 
-    query_feats = _read(queries, list(range(len(queries))))
+    def layer_of(x: np.ndarray, n: int) -> torch.Tensor:
+        x = x[:, slots[n]].astype(np.float32)
+        return torch.from_numpy((x - mean[n]) / std[n] if req.normalize else x)
+
+    query_feats = list(_features(queries, range(len(queries))))
     short = [len(q) < MIN_QUERY_FRAMES for q in query_feats]
-    costs = {k: [[] for _ in query_feats] for k in layers}
-    chunk: list[int] = []
-    for i in range(len(docs)):
-        chunk.append(i)
-        if i == len(docs) - 1 or sum(docs.num_frames(j) for j in chunk) + docs.num_frames(i + 1) > req.chunk_frames:
-            doc_feats = _read(docs, chunk)
-            for n, (layer, slot) in enumerate(zip(layers, slots, strict=True)):
-                def prepared(x: np.ndarray) -> torch.Tensor:
-                    x = x[:, slot].astype(np.float32)
-                    return torch.from_numpy((x - mean[n]) / std[n] if req.normalize else x)
-
-                packed = Documents([prepared(d) for d in doc_feats])
-                wanted = [prepared(q) for q, s in zip(query_feats, short, strict=True) if not s]
-                found = iter(many_query_costs(wanted, packed, req.distance))
-                for q, s in enumerate(short):
-                    if not s:
-                        costs[layer][q].append(next(found))
-            chunk = []
+    scored = [q for q, s in zip(query_feats, short, strict=True) if not s]
+    per_layer = [[layer_of(q, n) for q in scored] for n in range(len(layers))]  # prepared once, used per chunk
+    costs: dict[int, list[list[torch.Tensor]]] = {k: [[] for _ in scored] for k in layers}
+    for chunk in _chunks(docs, req.chunk_frames):
+        doc_feats = list(_features(docs, chunk))
+        for n, layer in enumerate(layers):
+            packed = Documents([layer_of(d, n) for d in doc_feats])
+            for q, found in enumerate(many_query_costs(per_layer[n], packed, req.distance)):
+                costs[layer][q].append(found)
     results = {}
     req.expdir.mkdir(parents=True, exist_ok=True)
     for layer in layers:
-        scores = {}
-        for q, s in enumerate(short):
-            qid = str(queries.ids[q])
-            scores[qid] = torch.zeros(len(docs)) if s else zscore(-torch.cat(costs[layer][q]).double()).float()
+        found = iter(costs[layer])
+        scores = {str(queries.ids[q]): torch.zeros(len(docs)) if s else zscore(-torch.cat(next(found)).double()).float()
+                  for q, s in enumerate(short)}
         path = write_stdlist(req.expdir / f"layer-{layer}" / "benchmark.stdlist.xml", scores,
                              [str(d) for d in docs.ids])
         results[str(layer)] = {"stdlist": str(path), "queries": len(short), "short_queries": int(sum(short))}
