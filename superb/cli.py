@@ -44,17 +44,14 @@ def _yaml_mapping(path: Path | None, what: str) -> dict[str, Any]:
 
 def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     """``KEY=VALUE`` items → a dict; values are YAML literals (``true``, ``2.5``, ``[a, b]``), never evaluated."""
-    import yaml
+    from superb.train.config import parse_literal
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = raw
+        out[key.strip()] = parse_literal(raw)
     return out
 
 

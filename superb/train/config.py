@@ -184,6 +184,15 @@ def validate(config: Config, where: str) -> Config:
     return config
 
 
+def parse_literal(raw: str) -> Any:
+    """A YAML literal (number, bool, string, list, null) from command-line text, never evaluated; text
+    that is not a literal stays a string."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
 def parse_overrides(text: str) -> list[tuple[list[str], Any]]:
     """``"config.optimizer.lr=1e-3,,config.runner.total_steps=2000"`` → ``[(['optimizer','lr'], 0.001), …]``.
 
@@ -199,11 +208,7 @@ def parse_overrides(text: str) -> list[tuple[list[str], Any]]:
             path = path[1:]
         if not path or not all(path):
             raise ConfigError(f"-o {item!r}: expected config.BLOCK.KEY=VALUE")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw  # not a literal: keep the text as a string
-        out.append((path, value))
+        out.append((path, parse_literal(raw)))
     return out
 
 
