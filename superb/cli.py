@@ -7,6 +7,7 @@ line and exits non-zero. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -176,28 +177,49 @@ def fit(
 @app.command()
 def qbe(
     features: Annotated[Path, typer.Option("--features", help="stores/UPSTREAM (or the quesst14 store itself)")],
-    split: Annotated[str, typer.Option("-t", "--split", help="dev or test (QUESST14's eval queries)")] = "dev",
-    corpus: Annotated[str, typer.Option("--corpus", help="quesst14")] = "quesst14",
+    split: Annotated[str, typer.Option("-t", "--split", help="dev or test (the corpus's eval queries)")] = "dev",
+    corpus: Annotated[str, typer.Option("--corpus", help="quesst14 or sws2013")] = "quesst14",
     name: Annotated[Optional[str], typer.Option("-n", "--name", help="expdir result/downstream/NAME")] = None,
     expdir: Annotated[Optional[Path], typer.Option("-p", "--expdir")] = None,
-    layers: Annotated[str, typer.Option("--layers", help="all, or stored layer indices like 0,6,12")] = "all",
+    layers: Annotated[str, typer.Option("--layers", help="all, best (the dev run's best), or indices like 0,6,12")]
+    = "all",
     dist: Annotated[str, typer.Option("--dist", help="cosine_exp, cosine, cosine_neg_log, euclidean, cityblock")]
     = "cosine_exp",
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="skip per-dimension normalisation")] = False,
+    groundtruth: Annotated[Optional[Path], typer.Option("--groundtruth", help="ground-truth folder (ECF, tlist, "
+                                                        "RTTM); default: the corpus's own for the split")] = None,
+    select_from: Annotated[Optional[Path], typer.Option("--select-from", help="the dev run whose best layer a "
+                                                        "test run reports; default: the sibling NAME_dev")] = None,
 ) -> None:
-    """Query-by-example by subsequence DTW, every stored layer in one run: official stdlist.xml per layer."""
+    """Query-by-example by subsequence DTW, every stored layer in one run: official stdlist.xml per layer,
+    scored (MTWV, ATWV, Cnxe) from the corpus's ground truth."""
     from superb.stores.base import open_store
     from superb.train.runner import find_task_store
     from superb.train.tasks.qbe.run import QbeRequest, run_qbe
 
     store = open_store(find_task_store(features, corpus))
-    try:
-        chosen = None if layers.strip() == "all" else [int(k) for k in layers.replace(" ", "").split(",") if k]
-    except ValueError:
-        raise ConfigError(f"--layers {layers!r}: all, or comma-separated layer indices") from None
-    out = expdir or Path("result") / "downstream" / (name or f"qbe_{store.attrs['upstream']['name']}_{split}")
-    summary = run_qbe(QbeRequest(store, split, out, chosen, dist, not no_normalize))
+    chosen: list[int] | str | None = None
+    if layers.strip() in ("best",):
+        chosen = "best"
+    elif layers.strip() != "all":
+        try:
+            chosen = [int(k) for k in layers.replace(" ", "").split(",") if k]
+        except ValueError:
+            raise ConfigError(f"--layers {layers!r}: all, best, or comma-separated layer indices") from None
+    prefix = "qbe" if corpus == "quesst14" else f"qbe_{corpus}"
+    out = expdir or Path("result") / "downstream" / (name or f"{prefix}_{store.attrs['upstream']['name']}_{split}")
+    summary = run_qbe(QbeRequest(store, split, out, chosen, dist, not no_normalize, groundtruth=groundtruth,
+                                 select_from=select_from))
+    for layer, found in summary["layers"].items():
+        if "official" in found:
+            figures = found["official"]
+            typer.echo(f"layer {layer:>2}: MTWV {figures['mtwv']:.4f}  ATWV {figures['atwv']:.4f}  "
+                       f"min Cnxe {figures['min_cnxe']:.4f}")
+    if summary["best_layer"] is not None and split == "dev":
+        typer.echo(f"best dev layer: {summary['best_layer']}")
     typer.echo(f"{len(summary['layers'])} layer(s) scored against {summary['documents']} documents: {out}")
+    if summary["results"] is not None:
+        typer.echo(json.dumps(summary["results"], indent=2))
 
 
 @app.command()
@@ -207,8 +229,6 @@ def evaluate(
     override: Annotated[Optional[str], typer.Option("-o", "--override")] = None,
 ) -> None:
     """Test a checkpoint with the args and config it was trained with."""
-    import json
-
     from superb.train.runner import evaluate as run
 
     typer.echo(json.dumps(run(past_exp, split, override), indent=2))

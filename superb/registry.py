@@ -118,6 +118,8 @@ CORPORA.add("snips", "superb.extract.corpora.snips:Snips",
             "Audio SNIPS (s3prl's slot-filling layout): SPLIT/SPEAKER-snips-SPLIT-N.wav with all.iob.snips.txt")
 CORPORA.add("quesst14", "superb.extract.corpora.quesst14:Quesst14",
             "QUESST 2014: Audio/ documents, dev_queries/, eval_queries/ and scoring/ lists (nnenglish, as SUPERB)")
+CORPORA.add("sws2013", "superb.extract.corpora.sws2013:Sws2013",
+            "SWS 2013: Audio/ documents, dev_queries/ and eval_queries/ (term examples _01 …), scoring_atwv_sws2013/")
 CORPORA.add("diarization", "superb.extract.corpora.diarization:Diarization",
             "Libri2Mix-style Kaldi data dirs {train,dev,test}/ with wav.scp, segments, utt2spk, rttm, reco2dur")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",

@@ -113,3 +113,19 @@ def test_stacked_queries_give_the_same_costs_as_one_at_a_time():
         stacked = many_query_costs([torch.from_numpy(q) for q in queries], packed, "cosine_exp", memory_bytes=budget)
         for a, b in zip(stacked, one_by_one, strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_located_matches_are_dtw_python_paths():
+    """With ``locate`` each document's match spans the first and last document frame of dtw-python's path."""
+    from superb.train.tasks.qbe.dtw import many_query_matches
+
+    queries, docs = random_pairs(3)
+    packed = Documents([torch.from_numpy(d) for d in docs], dtype=torch.float64)
+    found = many_query_matches([torch.from_numpy(q) for q in queries], packed, "cosine", locate=True)
+    plain = many_query_matches([torch.from_numpy(q) for q in queries], packed, "cosine")
+    for query, match, costs in zip(queries, found, plain, strict=True):
+        assert torch.equal(match.costs, costs.costs) and costs.starts is None
+        for k, doc in enumerate(docs):
+            path = dtw.dtw(x=distance.cdist(query, doc, "cosine"), step_pattern="asymmetric", open_begin=True,
+                           open_end=True)
+            assert (int(match.starts[k]), int(match.ends[k])) == (path.index2[0], path.index2[-1]), k

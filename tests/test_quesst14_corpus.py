@@ -3,14 +3,52 @@
 from __future__ import annotations
 
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from superb.errors import CorpusError
-from superb.extract.corpora.quesst14 import Quesst14
+from superb.extract.audio import EDIT_KEY
+from superb.extract.corpora.quesst14 import GAIN_DB, Quesst14
 from superb.testing.checks import assert_lengths_decode, assert_ordered
 from superb.testing.corpora import QUESST_TERMS, make_quesst14
+
+
+def rms(wave: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(wave))))
+
+
+def read_ecf(path: Path) -> dict[str, float]:
+    """``{document id: seconds}`` of a NIST ECF file."""
+    root = ET.parse(path).getroot()
+    assert root.tag == "ecf"
+    total = 0.0
+    out = {}
+    for excerpt in root:
+        assert excerpt.tag == "excerpt" and excerpt.get("channel") == "1" and excerpt.get("tbeg") == "0.000"
+        out[Path(excerpt.get("audio_filename")).stem] = float(excerpt.get("dur"))
+        total += float(excerpt.get("dur"))
+    assert abs(float(root.get("source_signal_duration")) - total) < 1e-2
+    return out
+
+
+def read_tlist(path: Path, ecf_name: str) -> list[str]:
+    """The term ids of a NIST term list, in order."""
+    root = ET.parse(path).getroot()
+    assert root.tag == "termlist" and root.get("ecf_filename") == ecf_name
+    assert all(t.tag == "term" and t.findtext("termtext") == t.get("termid") for t in root)
+    return [t.get("termid") for t in root]
+
+
+def read_rttm(path: Path) -> list[tuple[str, float, float, str]]:
+    """``(document, tbeg, dur, term)`` of each ``LEXEME`` line (other types, e.g. ``SPEAKER``, are skipped)."""
+    lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert all(len(fields) == 9 and fields[2] == "1" for fields in lines)
+    assert any(fields[0] != "LEXEME" for fields in lines)  # readers must skip those
+    return [(f[1], float(f[3]), float(f[4]), f[5]) for f in lines if f[0] == "LEXEME" and f[6] == "lex"]
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +86,46 @@ def test_bad_lists_name_the_file_and_line(quesst_root, tmp_path):
         Quesst14(root).utterances(["dev"])
     with pytest.raises(CorpusError, match="no 'czech' entries"):
         Quesst14(root, language="czech").utterances(["docs"])
+
+
+def test_gain_edit_and_groundtruth_dirs(quesst_root):
+    corpus = Quesst14(quesst_root, language="all")
+    assert corpus.version == 2
+    utts = corpus.utterances(corpus.splits)
+    assert all(u.meta[EDIT_KEY] == {"gain_db": GAIN_DB} for u in utts) and GAIN_DB == -3.0
+    base = quesst_root / "quesst14Database"
+    assert corpus.groundtruth_dir("dev") == base / "scoring" / "groundtruth_quesst14_dev"
+    assert corpus.groundtruth_dir("eval") == base / "scoring" / "groundtruth_quesst14_eval"
+
+
+@pytest.mark.parametrize("split", ["dev", "eval"])
+def test_groundtruth_is_consistent_with_the_audio(quesst_root, split):
+    corpus = Quesst14(quesst_root, language="all")
+    docs = {u.id: u for u in corpus.utterances(["docs"])}
+    queries = [u.id for u in corpus.utterances([split])]
+    folder = corpus.groundtruth_dir(split)
+    excerpts = read_ecf(folder / "quesst14.ecf.xml")
+    assert sorted(excerpts) == sorted(docs)  # every document, every language
+    for doc, seconds in excerpts.items():
+        assert abs(seconds - docs[doc].duration) < 1e-3
+    assert read_tlist(folder / f"quesst14_{split}.tlist.xml", "quesst14.ecf.xml") == queries
+    occurrences = read_rttm(folder / f"quesst14_{split}.rttm")
+    assert {term for _, _, _, term in occurrences} == set(queries)
+    for q, term in enumerate(queries[: len(QUESST_TERMS)]):  # the nnenglish ones; the last is basque
+        holders = sorted(doc for doc, _, _, t in occurrences if t == term)
+        assert holders == [f"quesst14_{2 * q + n:05d}" for n in (1, 2)]  # each English term in exactly 2 docs
+    for doc, tbeg, dur, _ in occurrences:
+        assert 0 < tbeg and tbeg + dur < excerpts[doc]
+        wave, rate = soundfile.read(docs[doc].path, dtype="float64")
+        term = wave[round(tbeg * rate): round((tbeg + dur) * rate)]
+        window = rate // 10  # the document's quietest 100 ms
+        quietest = min(rms(wave[i: i + window]) for i in range(0, len(wave) - window + 1, window // 4))
+        assert rms(term) > 0.02 and rms(term) > 20 * quietest, (doc, rms(term), quietest)
+
+
+def test_same_arguments_same_bytes(quesst_root, tmp_path):
+    again = make_quesst14(tmp_path)
+    for path in sorted((quesst_root / "quesst14Database").rglob("*")):
+        if path.is_file():
+            twin = again / path.relative_to(quesst_root)
+            assert twin.read_bytes() == path.read_bytes(), path.name

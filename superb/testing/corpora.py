@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -760,49 +761,183 @@ def make_diarization(root: str | Path, recordings_per_split: int = 2, seconds: f
     return root
 
 
-# -- QUESST 2014 -----------------------------------------------------------------------------------------
+# -- Query by example: QUESST 2014 and SWS 2013 ----------------------------------------------------------
 
 QUESST_TERMS = ("weather", "music", "garden", "window", "coffee", "station")
+SWS_TERMS = ("river", "doctor", "yellow", "market", "pencil")
 _QUESST_FILLERS = ("the old man said", "we talked about", "nobody expected", "she pointed at", "they saw")
+_QBE_TAIL = "again"
+_SWS_DISTRACTORS = ("nothing", "tomorrow", "the weekend", "a long letter")  # documents without a term
+_QBE_RATE = 8_000  # both corpora are 8 kHz telephone-band audio
+_QBE_PAUSE_MS = (250, 120, 300)  # silence before the first piece, between two pieces, after the last
+
+
+def _trimmed_piece(path: Path) -> np.ndarray:
+    """A synthesised piece's int16 samples from its first to its last sample louder than ``SPEECH_THRESHOLD``,
+    padded to whole ms, so a piece's place in a document is where its speech is, on a 1 ms grid."""
+    wave, rate = soundfile.read(str(path), dtype="int16")
+    loud = np.flatnonzero(np.abs(wave.astype(np.int32)) > SPEECH_THRESHOLD * 32768)
+    if rate != _QBE_RATE or wave.ndim != 1 or loud.size == 0:
+        raise RuntimeError(f"{path}: expected {_QBE_RATE} Hz mono speech from espeak-ng")
+    wave = wave[loud[0]: loud[-1] + 1]
+    return np.pad(wave, (0, -len(wave) % (_QBE_RATE // 1000)))
+
+
+def _qbe_documents(base: Path, documents: dict[str, tuple[tuple[str, str, str], Voice]],
+                   queries: dict[Path, tuple[str, Voice]]) -> dict[str, tuple[float, float, float]]:
+    """Write each document ``base/Audio/ID.wav`` as its ``(filler, term, tail)`` pieces, each spoken on its own by
+    the document's voice and trimmed, joined by the ``_QBE_PAUSE_MS`` silences, and each query file as spoken
+    (espeak-ng's own silence kept). Returns ``{id: (seconds, term start, term duration)}``, exact in 3 decimals
+    (every piece and pause is whole ms)."""
+    ms = _QBE_RATE // 1000
+    lead, between, trail = (np.zeros(p * ms, dtype=np.int16) for p in _QBE_PAUSE_MS)
+    spoken = dict.fromkeys((text, who) for texts, who in documents.values() for text in texts)
+    with tempfile.TemporaryDirectory(prefix="superb-qbe-") as tmp:
+        paths = {key: Path(tmp) / f"piece{i:04d}.wav" for i, key in enumerate(spoken)}
+        _run_all([_speak(text, path, who, rate=_QBE_RATE) for (text, who), path in paths.items()]
+                 + [_speak(text, path, who, rate=_QBE_RATE) for path, (text, who) in queries.items()])
+        pieces = {key: _trimmed_piece(path) for key, path in paths.items()}
+    times = {}
+    for doc, ((filler, term, tail), who) in documents.items():
+        before = np.concatenate([lead, pieces[(filler, who)], between])
+        spoken_term = pieces[(term, who)]
+        wave = np.concatenate([before, spoken_term, between, pieces[(tail, who)], trail])
+        path = base / "Audio" / f"{doc}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(path), wave, _QBE_RATE, subtype="PCM_16")
+        times[doc] = (len(wave) / _QBE_RATE, len(before) / _QBE_RATE, len(spoken_term) / _QBE_RATE)
+    return times
+
+
+def _write_xml(root: ET.Element, path: Path) -> None:
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    tree.write(str(path), encoding="UTF-8", xml_declaration=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("\n")
+
+
+def _write_qbe_groundtruth(folder: Path, ecf_name: str, tlist_name: str, rttm_name: str,
+                           documents: dict[str, tuple[str, float]], terms: Sequence[str],
+                           occurrences: Sequence[tuple[str, float, float, str]]) -> None:
+    """Write a NIST STD ground truth as QUESST 2014 and SWS 2013 ship it, into ``folder``.
+
+    Args:
+        documents: ``{document id: (audio path relative to the corpus folder, seconds)}``: the ECF's excerpts.
+        terms: the term ids of the term list (query ids, example suffixes dropped).
+        occurrences: ``(document id, tbeg, dur, term id)`` in seconds: the RTTM's ``LEXEME`` lines, sorted. The
+            RTTM starts with a ``SPEAKER`` line for the first document (readers keep only ``LEXEME`` lines).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    total = sum(seconds for _, seconds in documents.values())
+    ecf = ET.Element("ecf", source_signal_duration=f"{total:.3f}", language="multiple", version="superb-tiny")
+    for doc in sorted(documents):
+        rel, seconds = documents[doc]
+        ET.SubElement(ecf, "excerpt", audio_filename=rel, channel="1", tbeg="0.000", dur=f"{seconds:.3f}",
+                      source_type="splitcts")
+    _write_xml(ecf, folder / ecf_name)
+    tlist = ET.Element("termlist", ecf_filename=ecf_name, language="multiple", encoding="UTF-8",
+                       version="superb-tiny")
+    for term in terms:
+        ET.SubElement(ET.SubElement(tlist, "term", termid=term), "termtext").text = term
+    _write_xml(tlist, folder / tlist_name)
+    first = min(documents)
+    lines = [f"SPEAKER {first} 1 0.000 {documents[first][1]:.3f} <NA> <NA> spk <NA>"]
+    lines += [f"LEXEME {doc} 1 {tbeg:.3f} {dur:.3f} {term} lex <NA> <NA>"
+              for doc, tbeg, dur, term in sorted(occurrences)]
+    (folder / rttm_name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def make_quesst14(root: str | Path, docs_per_term: int = 2, other_language_docs: int = 2) -> Path:
     """Write a tiny ``quesst14Database/`` layout under ``root`` (8 kHz wavs, as the corpus) and return it.
 
-    Every term of ``QUESST_TERMS`` is spoken inside ``docs_per_term`` documents (a filler phrase around it, by
-    different voices) and once as a dev and once as an eval query (by yet another voice). The lists give
-    paths with the archive's folder first (``quesst14Database/Audio/…``), as the real ones do, and mark all of
-    it ``nnenglish`` except ``other_language_docs`` extra documents and one query per split marked
-    ``basque`` (SUPERB leaves them out). ``scoring/`` also holds the ground-truth folder names the scorer uses.
+    Every term of ``QUESST_TERMS`` is spoken inside ``docs_per_term`` documents (a filler phrase, the term and
+    "again", each synthesised on its own by the document's voice and joined with short pauses, so the term's
+    place is known) and once as a dev and once as an eval query (by yet another voice). The lists give paths
+    with the archive's folder first (``quesst14Database/Audio/…``), as the real ones do, and mark all of it
+    ``nnenglish`` except ``other_language_docs`` extra documents and one query per split marked ``basque``
+    (SUPERB leaves them out), which the basque documents hold. ``scoring/groundtruth_quesst14_{dev,eval}/``
+    hold the ground truth (``quesst14.ecf.xml``, ``quesst14_SPLIT.tlist.xml``, ``quesst14_SPLIT.rttm``) of
+    every language.
     """
     base = Path(root) / "quesst14Database"
-    jobs, lines = [], {"docs": [], "dev": [], "eval": []}
+    documents: dict[str, tuple[tuple[str, str, str], Voice]] = {}
+    queries: dict[Path, tuple[str, Voice]] = {}
+    lines: dict[str, list[str]] = {"docs": [], "dev": [], "eval": []}
+    term_of: dict[str, int] = {}  # document -> index of the term it holds (len(QUESST_TERMS): the basque one)
     n = 0
     for t, term in enumerate(QUESST_TERMS):
         for k in range(docs_per_term):
             n += 1
-            text = f"{_QUESST_FILLERS[(t + k) % len(_QUESST_FILLERS)]} {term} again"
-            jobs.append(_speak(text, base / "Audio" / f"quesst14_{n:05d}.wav", voice(t + 2 * k), rate=8000))
-            lines["docs"].append(f"quesst14Database/Audio/quesst14_{n:05d}.wav nnenglish")
+            doc = f"quesst14_{n:05d}"
+            documents[doc] = ((_QUESST_FILLERS[(t + k) % len(_QUESST_FILLERS)], term, _QBE_TAIL), voice(t + 2 * k))
+            term_of[doc] = t
+            lines["docs"].append(f"quesst14Database/Audio/{doc}.wav nnenglish")
         for s, split in enumerate(("dev", "eval")):
             name = f"quesst14_{split}_{t + 1:04d}"
-            jobs.append(_speak(term, base / f"{split}_queries" / f"{name}.wav", voice(7 + s), rate=8000))
+            queries[base / f"{split}_queries" / f"{name}.wav"] = (term, voice(7 + s))
             lines[split].append(f"quesst14Database/{split}_queries/{name}.wav nnenglish")
     for k in range(other_language_docs):
         n += 1
-        jobs.append(_speak("a sentence from another language", base / "Audio" / f"quesst14_{n:05d}.wav", voice(k),
-                           rate=8000))
-        lines["docs"].append(f"quesst14Database/Audio/quesst14_{n:05d}.wav basque")
+        doc = f"quesst14_{n:05d}"
+        documents[doc] = (("a sentence from", "another language", _QBE_TAIL), voice(k))
+        term_of[doc] = len(QUESST_TERMS)
+        lines["docs"].append(f"quesst14Database/Audio/{doc}.wav basque")
     for split in ("dev", "eval"):
         name = f"quesst14_{split}_{len(QUESST_TERMS) + 1:04d}"
-        jobs.append(_speak("another language", base / f"{split}_queries" / f"{name}.wav", voice(9), rate=8000))
+        queries[base / f"{split}_queries" / f"{name}.wav"] = ("another language", voice(9))
         lines[split].append(f"quesst14Database/{split}_queries/{name}.wav basque")
-    _run_all(jobs)
+    times = _qbe_documents(base, documents, queries)
     names = {"docs": "language_key_utterances.lst", "dev": "language_key_dev.lst", "eval": "language_key_eval.lst"}
     for split, name in names.items():
         (base / "scoring" / name).parent.mkdir(parents=True, exist_ok=True)
         (base / "scoring" / name).write_text("".join(line + "\n" for line in lines[split]), encoding="utf-8")
+    ecf = {doc: (f"Audio/{doc}.wav", seconds) for doc, (seconds, _, _) in times.items()}
     for split in ("dev", "eval"):
-        (base / "scoring" / f"groundtruth_quesst14_{split}").mkdir(exist_ok=True)
+        terms = [f"quesst14_{split}_{t + 1:04d}" for t in range(len(QUESST_TERMS) + 1)]
+        found = [(doc, tbeg, dur, terms[term_of[doc]]) for doc, (_, tbeg, dur) in times.items()]
+        _write_qbe_groundtruth(base / "scoring" / f"groundtruth_quesst14_{split}", "quesst14.ecf.xml",
+                               f"quesst14_{split}.tlist.xml", f"quesst14_{split}.rttm", ecf, terms, found)
     (base / "README.txt").write_text("tiny synthetic QUESST 2014 for tests\n", encoding="utf-8")
+    return Path(root)
+
+
+def make_sws2013(root: str | Path, docs_per_term: int = 2, distractor_docs: int = 3, extra_examples: int = 2) -> Path:
+    """Write a tiny ``sws2013Database_dev_eval/`` layout under ``root`` (8 kHz wavs, as the corpus) and return it.
+
+    ``Audio/sws2013_NNNNN.wav``: every term of ``SWS_TERMS`` spoken inside ``docs_per_term`` documents (filler,
+    term, "again", synthesised separately and joined, as in ``make_quesst14``), then ``distractor_docs``
+    documents holding no term. ``dev_queries/sws2013_dev_NNN.wav`` and ``eval_queries/sws2013_eval_NNN.wav``:
+    each term once per split by voices no document uses; the first ``extra_examples`` dev terms also have a
+    second example ``sws2013_dev_NNN_01.wav`` by yet another voice. ``scoring_atwv_sws2013/sws2013_{dev,eval}/``
+    holds the ground truth (``sws2013.ecf.xml``, ``sws2013_SPLIT.tlist.xml``, ``sws2013_SPLIT.rttm``).
+    """
+    if not 0 <= extra_examples <= len(SWS_TERMS):
+        raise ValueError(f"need 0 <= extra_examples <= {len(SWS_TERMS)}, got {extra_examples}")
+    base = Path(root) / "sws2013Database_dev_eval"
+    documents: dict[str, tuple[tuple[str, str, str], Voice]] = {}
+    queries: dict[Path, tuple[str, Voice]] = {}
+    term_of: dict[str, int] = {}
+    for t, term in enumerate(SWS_TERMS):
+        for k in range(docs_per_term):
+            doc = f"sws2013_{len(documents) + 1:05d}"
+            documents[doc] = ((_QUESST_FILLERS[(t + 2 * k + 1) % len(_QUESST_FILLERS)], term, _QBE_TAIL),
+                              voice(t + 2 * k))
+            term_of[doc] = t
+        for s, split in enumerate(("dev", "eval")):
+            queries[base / f"{split}_queries" / f"sws2013_{split}_{t + 1:03d}.wav"] = (term, voice(7 + s))
+        if t < extra_examples:
+            queries[base / "dev_queries" / f"sws2013_dev_{t + 1:03d}_01.wav"] = (term, voice(9))
+    for d in range(distractor_docs):
+        doc = f"sws2013_{len(documents) + 1:05d}"
+        filler = _QUESST_FILLERS[d % len(_QUESST_FILLERS)]
+        documents[doc] = ((filler, _SWS_DISTRACTORS[d % len(_SWS_DISTRACTORS)], _QBE_TAIL), voice(3 + d))
+    times = _qbe_documents(base, documents, queries)
+    ecf = {doc: (f"Audio/{doc}.wav", seconds) for doc, (seconds, _, _) in times.items()}
+    for split in ("dev", "eval"):
+        terms = [f"sws2013_{split}_{t + 1:03d}" for t in range(len(SWS_TERMS))]
+        found = [(doc, times[doc][1], times[doc][2], terms[t]) for doc, t in term_of.items()]
+        _write_qbe_groundtruth(base / "scoring_atwv_sws2013" / f"sws2013_{split}", "sws2013.ecf.xml",
+                               f"sws2013_{split}.tlist.xml", f"sws2013_{split}.rttm", ecf, terms, found)
+    (base / "README.txt").write_text("tiny synthetic SWS 2013 (dev and eval) for tests\n", encoding="utf-8")
     return Path(root)

@@ -309,6 +309,12 @@ def _write_run_files(expdir: Path, args: FitArgs, config: Config) -> None:
     (expdir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+def results_upstream(upstream: dict[str, Any]) -> dict[str, Any]:
+    """The upstream block of results.json (what ``superb report`` groups runs by) from a store's identity."""
+    return {**{k: upstream.get(k) for k in ("name", "ckpt", "ckpt_sha256", "random_init")},
+            "options": upstream.get("config") if upstream.get("ckpt_sha256") is None else upstream.get("options")}
+
+
 def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     """Score the selected checkpoint (``dev-best.ckpt``; ``test-best.ckpt`` under ``protocol: s3prl``) on dev
     and test; write results.json, layer weights and confusions."""
@@ -330,13 +336,10 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     if hasattr(trainer.task, "select_setting"):  # SD: the post-processing chosen on dev (or test: s3prl)
         scores, extra = trainer.task.select_setting(scores, protocol)
     args, store = trainer.meta["args"], trainer.meta["store"]
-    upstream = store.get("upstream") or {}
     results = {
         "task": trainer.task.name, "protocol": protocol, "best_step": trainer.progress.best_step,
         "dev": scores.get("dev", {}), "test": scores.get("test", {}),
-        "upstream": {**{k: upstream.get(k) for k in ("name", "ckpt", "ckpt_sha256", "random_init")},
-                     "options": upstream.get("config") if upstream.get("ckpt_sha256") is None
-                     else upstream.get("options")},
+        "upstream": results_upstream(store.get("upstream") or {}),
         "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
         "layer": trainer.config.featurizer.layer, "lr": trainer.config.optimizer.lr, "seed": args["seed"],
         "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),

@@ -10,6 +10,10 @@ set ``language=all`` for every language, or another language name. List paths ar
 root; as s3prl does, a path whose first folder is the archive's own name (``quesst14Database/Audio/…``)
 is accepted by dropping that folder. Splits: ``docs``, ``dev`` (queries), ``eval`` (queries); meta
 ``language`` and ``kind`` (``document`` or ``query``). Ids are the wav stems, which the scoring files use.
+
+Every query and document carries s3prl's sox ``gain -3.0`` (after ``channels 1, rate 16000``) as the audio edit
+``meta["audio_edit"] = {"gain_db": -3.0}`` (``GAIN_DB``), applied before the upstream (reader version 2; version
+1 fed the audio unscaled). ``groundtruth_dir(split)`` is the scorer's ground-truth folder of ``dev`` or ``eval``.
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import CorpusError
+from superb.extract import audio
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
 
 LISTS = {"docs": "language_key_utterances.lst", "dev": "language_key_dev.lst", "eval": "language_key_eval.lst"}
 SUPERB_LANGUAGE = "nnenglish"
+GAIN_DB = -3.0  # s3prl's quesst14_dtw (and sws2013) load every file with sox "gain -3.0"
 
 
 class Quesst14(Corpus):
     name = "quesst14"
-    version = 1
+    version = 2
     splits = ("docs", "dev", "eval")
     options: dict[str, Any] = {"language": SUPERB_LANGUAGE}
 
@@ -49,12 +55,18 @@ class Quesst14(Corpus):
                     continue
                 path = self._locate(rel, listing, lineno)
                 kind = "document" if split == "docs" else "query"
-                found.append(utterance_from_file(path.stem, split, path, {"language": lang, "kind": kind}))
+                meta = {"language": lang, "kind": kind, audio.EDIT_KEY: {"gain_db": GAIN_DB}}
+                found.append(utterance_from_file(path.stem, split, path, meta))
             if not found:
                 raise CorpusError(f"{listing}: no {language!r} entries (languages are the second column; "
                                   "pass -c language=all for every language)")
             out.extend(sorted(found, key=lambda u: u.id))
         return out
+
+    def groundtruth_dir(self, split: str) -> Path:
+        """The official ground truth of ``split`` (``dev``; anything else is ``eval``): ``quesst14.ecf.xml``,
+        ``quesst14_{dev,eval}.tlist.xml`` and ``quesst14_{dev,eval}.rttm``, as the corpus's scorer reads them."""
+        return self.base / "scoring" / f"groundtruth_quesst14_{'dev' if split == 'dev' else 'eval'}"
 
     def _locate(self, rel: str, listing: Path, lineno: int) -> Path:
         candidates = [self.base / rel]

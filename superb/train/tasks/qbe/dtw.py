@@ -18,6 +18,7 @@ of the last row over its frames.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 @_distance("cosine")
 def cosine(query: torch.Tensor, docs: Documents) -> torch.Tensor:
     """scipy's ``cdist(..., "cosine")``: 1 − u·v / (|u| |v|)."""
-    return (_unit(query) @ docs.unit.T).neg_().add_(1.0)  # in place: the matrix is the big allocation
+    one = torch.ones((), dtype=query.dtype, device=query.device)
+    return torch.addmm(one, _unit(query), docs.unit.T, alpha=-1.0)  # 1 − product in the GEMM's own pass
 
 
 @_distance("cosine_exp")
@@ -83,8 +85,8 @@ class Documents:
             raise ValueError("a document has no frames")
         self.frames = torch.cat([torch.as_tensor(d) for d in docs]).to(device=device, dtype=dtype)
         self.lengths = lengths.to(device)
-        starts = torch.cumsum(lengths, 0) - lengths
-        position = torch.arange(len(self.frames), device=device) - torch.repeat_interleave(starts.to(device),
+        self.offsets = (torch.cumsum(lengths, 0) - lengths).to(device)  # each document's first frame
+        position = torch.arange(len(self.frames), device=device) - torch.repeat_interleave(self.offsets,
                                                                                                self.lengths)
         self.owner = torch.repeat_interleave(torch.arange(len(docs), device=device), self.lengths)
         self.first = position == 0  # a column with no left neighbour in its document
@@ -109,17 +111,47 @@ class Documents:
 
 def subsequence_costs(dist: torch.Tensor, docs: Documents) -> torch.Tensor:
     """``(documents,)`` normalised alignment costs of one query from its distances ``(n, frames)``."""
+    return subsequence_matches(dist, docs).costs
+
+
+@dataclass
+class Matches:
+    """One query's best match in each document: normalised cost, and with ``locate`` the first and last
+    document frame of that alignment (frames within the document)."""
+
+    costs: torch.Tensor
+    starts: torch.Tensor | None = None
+    ends: torch.Tensor | None = None
+
+
+def subsequence_matches(dist: torch.Tensor, docs: Documents, locate: bool = False) -> Matches:
+    """The recursion of the module docstring over all documents at once; ``locate`` also carries each cell's
+    path start along (the move taken is the first minimum of stay, one left, two left)."""
     inf = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
     no_left = docs.first
     no_left2 = docs.first | docs.second
     row = dist[0]
+    start = torch.arange(dist.shape[1], device=dist.device) if locate else None
     for i in range(1, dist.shape[0]):
         left = torch.where(no_left, inf, torch.roll(row, 1))
         left2 = torch.where(no_left2, inf, torch.roll(row, 2))
-        row = dist[i] + torch.minimum(row, torch.minimum(left, left2))
-    best = torch.full((docs.count,), float("inf"), dtype=dist.dtype, device=dist.device)
-    best = best.scatter_reduce(0, docs.owner, row, reduce="amin")
-    return best / dist.shape[0]
+        if start is None:
+            row = dist[i] + torch.minimum(row, torch.minimum(left, left2))
+            continue
+        best, origin = row, start
+        for shift, moved in ((1, left), (2, left2)):
+            better = moved < best
+            best, origin = torch.where(better, moved, best), torch.where(better, torch.roll(start, shift), origin)
+        row, start = dist[i] + best, origin
+    costs = torch.full((docs.count,), float("inf"), dtype=dist.dtype, device=dist.device)
+    costs = costs.scatter_reduce(0, docs.owner, row, reduce="amin")
+    if start is None:
+        return Matches(costs / dist.shape[0])
+    columns = torch.arange(len(row), device=row.device)
+    at_best = torch.where(row == costs[docs.owner], columns, len(row))  # the first end reaching the minimum
+    ends = torch.full((docs.count,), len(row), device=row.device).scatter_reduce(0, docs.owner, at_best, "amin")
+    ends = ends.clamp(max=len(row) - 1)  # a document whose costs are all NaN keeps its last frame
+    return Matches(costs / dist.shape[0], start[ends] - docs.offsets, ends - docs.offsets)
 
 
 def query_costs(query: torch.Tensor, docs: Documents, distance: str = "cosine_exp",
@@ -130,31 +162,36 @@ def query_costs(query: torch.Tensor, docs: Documents, distance: str = "cosine_ex
 
 def many_query_costs(queries: Sequence[torch.Tensor], docs: Documents, distance: str = "cosine_exp",
                      minmax_norm: bool = False, memory_bytes: int = 1 << 30) -> list[torch.Tensor]:
-    """Each query's costs against every document. Queries are stacked into one distance product as far as
+    """Each query's costs against every document (see ``many_query_matches``)."""
+    return [m.costs for m in many_query_matches(queries, docs, distance, minmax_norm, memory_bytes)]
+
+
+def many_query_matches(queries: Sequence[torch.Tensor], docs: Documents, distance: str = "cosine_exp",
+                       minmax_norm: bool = False, memory_bytes: int = 1 << 30, locate: bool = False) -> list[Matches]:
+    """Each query's best match in every document. Queries are stacked into one distance product as far as
     ``memory_bytes`` of distances allows (one large product runs faster than many thin ones)."""
     if distance not in DISTANCES:
         raise ValueError(f"distance {distance!r} is not one of {', '.join(distance_names())}")
     rows_per_group = max(1, memory_bytes // (docs.frames.element_size() * len(docs.frames)))
-    out: list[torch.Tensor] = []
+    out: list[Matches] = []
     group: list[torch.Tensor] = []
     for k, query in enumerate(queries):
         group.append(torch.as_tensor(query).to(device=docs.frames.device, dtype=docs.frames.dtype))
         if k == len(queries) - 1 or sum(len(q) for q in group) + len(queries[k + 1]) > rows_per_group:
             dists = DISTANCES[distance](torch.cat(group), docs)
             for dist in torch.split(dists, [len(q) for q in group]):
-                out.append(_costs(dist, docs, minmax_norm))
+                out.append(subsequence_matches(_minmax(dist, docs) if minmax_norm else dist, docs, locate))
             group = []
     return out
 
 
-def _costs(dist: torch.Tensor, docs: Documents, minmax_norm: bool) -> torch.Tensor:
-    if minmax_norm:  # s3prl's option: each query row scaled to [0, 1] within each document
-        index = docs.owner.expand(dist.shape[0], -1)
-        empty = torch.full((dist.shape[0], docs.count), float("inf"), dtype=dist.dtype, device=dist.device)
-        low = empty.scatter_reduce(1, index, dist, reduce="amin").gather(1, index)
-        high = (-empty).scatter_reduce(1, index, dist, reduce="amax").gather(1, index)
-        dist = (dist - low) / (high - low).clamp(min=1e-9)
-    return subsequence_costs(dist, docs)
+def _minmax(dist: torch.Tensor, docs: Documents) -> torch.Tensor:
+    """s3prl's option: each query row scaled to [0, 1] within each document."""
+    index = docs.owner.expand(dist.shape[0], -1)
+    empty = torch.full((dist.shape[0], docs.count), float("inf"), dtype=dist.dtype, device=dist.device)
+    low = empty.scatter_reduce(1, index, dist, reduce="amin").gather(1, index)
+    high = (-empty).scatter_reduce(1, index, dist, reduce="amax").gather(1, index)
+    return (dist - low) / (high - low).clamp(min=1e-9)
 
 
 def normalise_features(arrays: Iterable[torch.Tensor | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
