@@ -85,9 +85,11 @@ def extract(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run UPSTREAM over a corpus once and store every requested layer (rerun to resume)."""
+    from superb.distributed import context
     from superb.extract.extraction import ExtractRequest
     from superb.extract.extraction import extract as run
     from superb.registry import UPSTREAMS
+    from superb.stores.base import open_store
 
     corpus_options = _key_values(corpus_option or [], "--corpus-option")
     if test_root is not None:
@@ -103,7 +105,14 @@ def extract(
         progress=not quiet,
     )
     path = run(request)
-    typer.echo(f"store complete: {path}")
+    ctx = context()
+    if not ctx.distributed:
+        typer.echo(f"store complete: {path}")
+    elif ctx.main:  # the others print nothing; under torchrun rank 0 may finish before the last process
+        with open_store(path) as store:
+            complete = all(done == total for done, total in store.completeness().values())
+        typer.echo(f"store complete: {path}" if complete
+                   else f"rank 0's blocks are written; {path} is complete once every process has finished")
 
 
 @app.command()
@@ -170,8 +179,11 @@ def fit(
         expdir=str(expdir) if expdir else None, config=str(config) if config else None, override=override,
         seed=seed, layer=layer, fold=fold, device=device, preload=preload, workers=workers,
     )
+    from superb.distributed import context
+
     out = run(args, past_exp=past_exp, auto_resume=auto_resume, init_ckpt=init_ckpt)
-    typer.echo((out / "results.json").read_text())
+    if context().main:  # under torchrun the main process alone writes the results
+        typer.echo((out / "results.json").read_text())
 
 
 @app.command()

@@ -31,11 +31,30 @@ def test_train_batches_are_a_function_of_seed_and_epoch():
     assert a.batches(0) != TrainBatches(lengths, 8, seed=2).batches(0)
     flat = sorted(k for batch in a.batches(0) for k, _ in batch)
     assert flat == list(range(103))  # a permutation: every item once per epoch
-    a.set_epoch(3, start=4)
-    assert list(a) == a.batches(3)[4:]  # resuming skips the finished batches, no more, no less
+    assert a.epoch_length == len(a.batches(0)) == len(a.batches(5))
+    a.set_position(3 * a.epoch_length + 4)
+    stream = iter(a)
+    resumed = [next(stream) for _ in range(a.epoch_length)]  # resuming skips the finished batches, no more
+    assert resumed == a.batches(3)[4:] + a.batches(4)[:4]  # and runs on into the next epoch
     pools = [sorted(lengths[k] for k, _ in batch) for batch in a.batches(0)]
     spread = np.mean([p[-1] - p[0] for p in pools])
     assert spread < 0.5 * (max(lengths) - min(lengths))  # length-aware: little padding per batch
+
+
+def test_processes_share_the_one_process_stream():
+    """torchrun: process r of w takes stream positions r, r + w, …; together they read what one would."""
+    lengths = list(np.random.default_rng(1).integers(10, 500, size=61))
+    one = TrainBatches(lengths, 4, seed=3)
+    one.set_position(10)
+    alone = iter(one)
+    expected = [next(alone) for _ in range(40)]
+    shares = []
+    for rank in range(2):
+        part = TrainBatches(lengths, 4, seed=3, rank=rank, world=2)
+        part.set_position(10)
+        stream = iter(part)
+        shares.append([next(stream) for _ in range(20)])
+    assert [batch for pair in zip(*shares, strict=True) for batch in pair] == expected
 
 
 def test_balanced_batches_draw_classes_evenly():

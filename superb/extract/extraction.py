@@ -6,11 +6,22 @@ batches fixed by the block's contents, writes the block's shards whole, and only
 Everything about a block is a function of the layout, so a rerun after ``kill -9`` skips finished
 blocks, recomputes the rest the same way and ends with the same bytes as an uninterrupted run. An
 utterance that straddles two blocks is computed in both; each block writes only its own frames.
+
+Under ``torchrun`` the same job runs in every process. Rank 0 creates the store (or adds splits) while
+the others wait; then the blocks of each split are dealt out in *done groups*: runs of consecutive blocks
+whose ``shard_done`` flags share one chunk (at most ``DONE_GROUPS`` per split, a function of the layout
+only, so a store written by N processes is byte-identical to one written by one). Process r of N takes
+groups ``[r*G//N, (r+1)*G//N)`` of the split's G, so every shard and every flag chunk has one writer.
+Processes leave ``done`` alone while they work; the one that finds every shard written when it finishes a
+split (the last one) derives ``done`` from ``shard_done``. A killed run leaves ``done`` behind, never
+ahead; the next run's rank 0 repairs it before anyone starts, and rerunning the same command resumes
+each process's pending blocks. ``--format hdf5`` (one file) is refused under ``torchrun``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +31,8 @@ import numpy as np
 import torch
 
 import superb
-from superb.errors import StoreError
+from superb import distributed
+from superb.errors import ConfigError, StoreError, SuperbError
 from superb.extract import audio
 from superb.extract.corpora.base import Corpus
 from superb.extract.upstreams.base import Upstream, parse_layers
@@ -34,6 +46,9 @@ from superb.stores.layout import (
 )
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
+DONE_GROUPS = 64  # at most this many done groups per split: the units processes of torchrun share out
+HDF5_REFUSED = ("--format hdf5 cannot be written by several processes; extract to zarr (the default) with torchrun, "
+                "or run without torchrun")
 
 
 @dataclass
@@ -66,8 +81,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from superb.errors import ConfigError
-
         raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return torch.device(name)
 
@@ -143,42 +156,76 @@ def default_layout(upstream: Upstream, n_layers: int, req: ExtractRequest) -> di
     chunk = req.chunk_frames or default_chunk_frames(frame_bytes)
     shard = req.shard_frames or chunk * CHUNKS_PER_SHARD
     if shard % chunk:
-        from superb.errors import ConfigError
-
         raise ConfigError(f"--shard-frames {shard} must be a multiple of --chunk-frames {chunk}")
     block = req.block_shards or max(1, TARGET_BLOCK_BYTES // (shard * frame_bytes))
     return {"chunk_frames": chunk, "shard_frames": shard, "block_shards": block,
-            "batch_seconds": req.batch_seconds}
+            "batch_seconds": req.batch_seconds, "done_groups": DONE_GROUPS}
 
 
 def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
     """Run (or resume) an extraction; returns the store's path.
 
     ``upstream`` may be passed already built (benchmarks time the job without model loading); it
-    must be what ``req`` describes.
+    must be what ``req`` describes. Under ``torchrun`` every process calls this (see the module doc).
     """
     fmt = STORE_FORMATS.get(req.format)
     if req.dtype not in DTYPES:
-        from superb.errors import ConfigError
-
         raise ConfigError(f"--dtype {req.dtype!r}: choose float16 or float32")
+    ctx = distributed.context()
+    if ctx.distributed and req.format == "hdf5":
+        raise ConfigError(HDF5_REFUSED)
     corpus_cls = CORPORA.get(req.corpus)
     corpus: Corpus = corpus_cls(req.root, **req.corpus_options)
     splits = corpus.check_splits(req.splits or corpus.default_splits())
     if upstream is None:
-        upstream = UPSTREAMS.get(req.upstream).create(
-            ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed
-        )
+        with warnings.catch_warnings():
+            if not ctx.main:  # rank 0 says it (e.g. RANDOM WEIGHTS) once
+                warnings.simplefilter("ignore")
+            upstream = UPSTREAMS.get(req.upstream).create(
+                ckpt=req.ckpt, options=req.upstream_options, random_init=req.random_init, seed=req.seed
+            )
     layers = parse_layers(req.layers, upstream.spec.num_layers)
     path = fmt.store_path(req.out, corpus.store_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer: StoreWriter = fmt.writer(path)
+    device = distributed.device_for(ctx, resolve_device(req.device))
+    distributed.init(device)
 
+    failure: Exception | None = None
+    if ctx.main:
+        try:
+            _prepare(fmt.writer(path), path, corpus, splits, upstream, layers, req, ctx)
+        except Exception as exc:
+            failure = exc
+    # the others wait here until the store exists, then read it as rank 0 left it; if rank 0 failed,
+    # every process stops with its one line
+    said = (None if failure is None else str(failure) if isinstance(failure, SuperbError)
+            else "rank 0 failed while preparing the store (see its traceback)")
+    said = distributed.broadcast(said)
+    if failure is not None:
+        raise failure
+    if said is not None:
+        raise StoreError(said)
+
+    writer: StoreWriter = fmt.writer(path)
+    runner = _Runner(upstream, layers, req, writer.existing_attrs()["layout"], device, ctx)
+    complete = [runner.run_split(writer, name) for name in splits]
+    if all(complete):
+        writer.finish()
+    distributed.finish()
+    return path
+
+
+def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str], upstream: Upstream,
+             layers: list[int], req: ExtractRequest, ctx: distributed.Context) -> None:
+    """Create the store or add the missing splits, and repair ``done`` after a kill (rank 0 only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     existing = writer.existing_attrs()
     layout_attrs = existing["layout"] if existing else default_layout(upstream, len(layers), req)
     attrs = store_attrs(upstream, corpus, layers, req, layout_attrs)
     if existing:
         check_same_store(path, existing, attrs)
+        if ctx.distributed and "done_groups" not in layout_attrs:
+            raise StoreError(f"{path}: this store predates distributed extraction (one shard_done chunk "
+                             "per split), so one process must finish it; rerun the command without torchrun")
         if layout_attrs["batch_seconds"] != req.batch_seconds:
             _say(f"resuming with the store's --batch-seconds {layout_attrs['batch_seconds']} "
                  "(so every block is computed as before)")
@@ -195,18 +242,15 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
                                                    layout_attrs["block_shards"])
             by_split[name] = SplitData(records=records, layout=layout)
         writer.prepare(attrs, by_split)
-
-    runner = _Runner(upstream, layers, req, layout_attrs)
     for name in splits:
-        runner.run_split(writer, name)
-    writer.finish()
-    return path
+        if not writer.shard_done(name).all():
+            writer.repair_done(name)
 
 
 def _say(text: str, style: str = "yellow") -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(text, style=style)
+    Console(stderr=True, soft_wrap=True).print(text, style=style)  # one line each, whatever the width
 
 
 class _Runner:
@@ -216,28 +260,52 @@ class _Runner:
     block's plan (``plan_batches`` over the owned utterances' sample counts, known from the manifest).
     Frames that spill past the block's end are carried to the next blocks, so a sequential run
     computes every utterance once. A resumed run recomputes a spilling utterance with its owner's
-    batch, which gives the same bytes.
+    batch, which gives the same bytes; so does a process of ``torchrun`` starting at its first group.
     """
 
-    def __init__(self, upstream: Upstream, layers: list[int], req: ExtractRequest, layout: dict[str, Any]):
-        self.device = resolve_device(req.device)
+    def __init__(self, upstream: Upstream, layers: list[int], req: ExtractRequest, layout: dict[str, Any],
+                 device: torch.device, ctx: distributed.Context):
+        self.device, self.ctx = device, ctx
         self.upstream = upstream.to(self.device).eval()
         self.layers = torch.tensor(layers, dtype=torch.long, device=self.device)
         self.dtype = DTYPES[req.dtype]
         self.torch_dtype = {"float16": torch.float16, "float32": torch.float32}[req.dtype]
         self.max_samples = int(float(layout["batch_seconds"]) * audio.SAMPLE_RATE)
         self.workers = max(1, req.workers)
-        self.progress = req.progress
+        self.progress = req.progress and ctx.main
 
-    def run_split(self, writer: StoreWriter, split: str) -> None:
+    def run_split(self, writer: StoreWriter, split: str) -> bool:
+        """Compute this process's pending blocks; returns whether the split is now complete."""
         shard_done = writer.shard_done(split)
-        if shard_done.all():
-            return
+        if not shard_done.all():
+            self._run_blocks(writer, split, shard_done)
+        if not self.ctx.distributed:
+            return True  # done was updated block by block
+        if not writer.shard_done(split).all():
+            return False  # another process is still at work; the last one to finish writes done
         writer.repair_done(split)
+        return True
+
+    def _share(self, writer: StoreWriter, split: str, layout: SplitLayout) -> range:
+        """The blocks this process computes: all, or under torchrun its contiguous run of done groups."""
+        if not self.ctx.distributed:
+            return range(layout.num_blocks)
+        size = writer.done_group_blocks(split)
+        groups = -(-layout.num_blocks // size)
+        rank, world = self.ctx.rank, self.ctx.world
+        first, end = rank * groups // world * size, (rank + 1) * groups // world * size
+        return range(first, min(end, layout.num_blocks))
+
+    def _run_blocks(self, writer: StoreWriter, split: str, shard_done: np.ndarray) -> None:
         layout = writer.layout(split)
+        pending = [b for b in range(layout.num_blocks) if not shard_done[slice(*layout.block_shard_range(b))].all()]
+        share = self._share(writer, split, layout)
+        blocks = [b for b in pending if b in share]
+        if self.ctx.distributed and self.ctx.main:
+            mine = f"blocks {share.start}-{share.stop - 1}" if share else "none"
+            _say(f"distributed extraction: {self.ctx.world} processes; {split}: {len(pending)} of "
+                 f"{layout.num_blocks} blocks pending, rank 0 takes {mine}", style="")
         records = writer.records(split)
-        blocks = [b for b in range(layout.num_blocks)
-                  if not shard_done[slice(*layout.block_shard_range(b))].all()]
         plan = _BlockPlan(layout, [r["num_samples"] for r in records], self.max_samples,
                           self.upstream.spec.pad_safe)
         cache: dict[int, np.ndarray] = {}  # utterance → its frames, until its last block is written
@@ -254,7 +322,7 @@ class _Runner:
                 data = self._assemble(layout, block, cache)
                 if pending_write is not None:
                     pending_write.result()  # at most one block in flight: bounded memory
-                pending_write = io.submit(self._write, writer, split, layout, block, data)
+                pending_write = io.submit(self._write, writer, split, layout, block, data, not self.ctx.distributed)
                 start, end = layout.shard_frame_range(*layout.block_shard_range(block))
                 for i in [i for i in cache if layout.offsets[i + 1] <= end]:
                     del cache[i]
@@ -263,10 +331,11 @@ class _Runner:
                 pending_write.result()
 
     @staticmethod
-    def _write(writer: StoreWriter, split: str, layout: SplitLayout, block: int, data: np.ndarray) -> None:
+    def _write(writer: StoreWriter, split: str, layout: SplitLayout, block: int, data: np.ndarray,
+               update_done: bool) -> None:
         first, end = layout.block_shard_range(block)
         writer.write_shards(split, first, data)
-        writer.mark_shards_done(split, first, end)
+        writer.mark_shards_done(split, first, end, update_done=update_done)
 
     @staticmethod
     def _decode(pool: ThreadPoolExecutor, records: list[dict[str, Any]],

@@ -93,13 +93,17 @@ class StoreWriter(Protocol):
         """Manifest rows of one split, in layout order."""
 
     def repair_done(self, split: str) -> None:
-        """Re-derive ``done`` from ``shard_done`` before resuming."""
+        """Re-derive ``done`` from ``shard_done`` (before resuming; at the end of a distributed run)."""
+
+    def done_group_blocks(self, split: str) -> int | None:
+        """Blocks whose ``shard_done`` flags one process may set without touching other blocks' flags
+        (one chunk); None where all flags of a split are one unit (stores older than distributed runs)."""
 
     def write_shards(self, split: str, first_shard: int, data: np.ndarray) -> None:
         """Write whole shards starting at ``first_shard`` (frames ``[first*S, first*S + len(data))``)."""
 
-    def mark_shards_done(self, split: str, first_shard: int, end_shard: int) -> None:
-        """Record shards as durable, then update the utterances' ``done`` bits."""
+    def mark_shards_done(self, split: str, first_shard: int, end_shard: int, update_done: bool = True) -> None:
+        """Record a block's shards as durable, then (unless told not to) update the utterances' ``done`` bits."""
 
     def finish(self) -> None:
         """Called once every split is complete (HDF5 publishes its file here)."""

@@ -29,6 +29,15 @@ from superb.stores.zarr_fastread import FastFrameReader
 _ARRAY_CONFIG = {"write_empty_chunks": True}
 
 
+def _group_blocks(layout: SplitLayout, done_groups: int) -> int:
+    """Blocks per *done group*: the blocks whose ``shard_done`` flags share one chunk (one file).
+
+    A split has at most ``done_groups`` of them (the store's ``layout.done_groups``), so the count is a
+    function of the layout alone: stores written by one process or by several are the same bytes.
+    """
+    return max(1, -(-layout.num_blocks // int(done_groups)))
+
+
 def _is_group(path: Path) -> bool:
     return path.is_dir() and (path / "zarr.json").is_file()
 
@@ -41,9 +50,9 @@ def _layout_of(group: zarr.Group, layout_attrs: dict[str, Any]) -> SplitLayout:
     )
 
 
-def _write_column(group: zarr.Group, name: str, values: np.ndarray) -> None:
+def _write_column(group: zarr.Group, name: str, values: np.ndarray, chunk: int | None = None) -> None:
     dtype = str if values.dtype.kind in "UO" or values.dtype.kind == "T" else values.dtype
-    arr = group.create_array(name, shape=values.shape, dtype=dtype, chunks=(max(1, len(values)),),
+    arr = group.create_array(name, shape=values.shape, dtype=dtype, chunks=(chunk or max(1, len(values)),),
                              overwrite=True, config=_ARRAY_CONFIG)
     if len(values):
         arr[:] = values
@@ -54,6 +63,7 @@ class ZarrWriter:
         self.path = Path(path)
         self._root: zarr.Group | None = None
         self._layouts: dict[str, SplitLayout] = {}
+        self._flags: dict[str, np.ndarray] = {}  # shard_done as this writer left it (see mark_shards_done)
 
     def existing_attrs(self) -> dict[str, Any] | None:
         if not _is_group(self.path):
@@ -91,9 +101,13 @@ class ZarrWriter:
             _write_column(group, "offsets", data.layout.offsets)
             _write_column(group, "ids", np.array([r["id"] for r in data.records], dtype=str))
             _write_column(group, "done", np.zeros(data.layout.num_utterances, dtype=bool))
-            _write_column(group, "shard_done", np.zeros(data.layout.num_shards, dtype=bool))
+            # one chunk per done group, so processes finishing different groups never rewrite one file;
+            # stores made before distributed extraction (no layout.done_groups) keep one chunk
+            groups = attrs["layout"].get("done_groups")
+            flags = None if groups is None else _group_blocks(data.layout, groups) * data.layout.block_shards
+            _write_column(group, "shard_done", np.zeros(data.layout.num_shards, dtype=bool), flags)
             if data.layout.num_shards == 0:  # nothing to compute: every (empty) utterance is done
-                self._write_done(name, data.layout, np.zeros(0, dtype=bool))
+                self.repair_done(name)
         # The manifest covers old and new splits. It is written as a new group, and the attribute that
         # names it is switched together with the split list (one atomic zarr.json write): a kill at
         # any point leaves either the old manifest and splits or the new ones, never a partial one.
@@ -132,22 +146,28 @@ class ZarrWriter:
         start = first_shard * self.layout(split).shard_frames
         self.root[split]["features"][start : start + len(data)] = data
 
-    def mark_shards_done(self, split: str, first_shard: int, end_shard: int) -> None:
-        shard_done = self.shard_done(split)
-        shard_done[first_shard:end_shard] = True
-        self._write_done(split, self.layout(split), shard_done)
+    def done_group_blocks(self, split: str) -> int | None:
+        groups = self.root.attrs["layout"].get("done_groups")
+        return None if groups is None else _group_blocks(self.layout(split), groups)
 
-    def _write_done(self, split: str, layout: SplitLayout, shard_done: np.ndarray) -> None:
+    def mark_shards_done(self, split: str, first_shard: int, end_shard: int, update_done: bool = True) -> None:
         group = self.root[split]
-        if len(shard_done):
-            group["shard_done"][:] = shard_done
-        done = layout.done_from_shards(shard_done)
-        if len(done):
-            group["done"][:] = done
+        # a block's flags lie in one chunk of shard_done: only that chunk's file is rewritten
+        group["shard_done"][first_shard:end_shard] = True
+        if update_done:  # the only writer: the flags are those read once plus those marked since
+            if split not in self._flags:
+                self._flags[split] = self.shard_done(split)
+            self._flags[split][first_shard:end_shard] = True
+            done = self.layout(split).done_from_shards(self._flags[split])
+            if len(done):
+                group["done"][:] = done
 
     def repair_done(self, split: str) -> None:
         """Re-derive ``done`` from ``shard_done`` (a kill between the two writes leaves it behind)."""
-        self._write_done(split, self.layout(split), self.shard_done(split))
+        done = self.layout(split).done_from_shards(self.shard_done(split))
+        array = self.root[split]["done"]
+        if len(done) and not np.array_equal(done, array[:]):
+            array[:] = done
 
     def finish(self) -> None:
         pass

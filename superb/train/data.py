@@ -111,22 +111,36 @@ def _rng(*keys: int) -> np.random.Generator:
 
 
 class TrainBatches(Sampler):
-    """Batches of one epoch, a pure function of ``(seed, epoch)``; ``start`` skips finished batches.
+    """The training stream: epoch after epoch of batches, each epoch a pure function of ``(seed, epoch)``.
 
     Length-aware: a shuffled order is cut into pools of 50 batches, each pool sorted by length, so a
     batch pads little; the batches are then shuffled. With ``balanced`` the epoch draws ``len`` items
     with replacement, each class equally likely (s3prl's WeightedRandomSampler for KS).
+
+    Batches are numbered across epochs (the *position*). One process takes every position from
+    ``set_position``; process ``rank`` of ``world`` (torchrun) takes positions ``rank, rank + world, …``,
+    so together the processes consume exactly the stream one process would, ``world`` batches at a time.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, classes: list[int] | None = None):
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, classes: list[int] | None = None,
+                 rank: int = 0, world: int = 1):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.classes = None if classes is None else np.asarray(classes)
-        self.epoch, self.start = 0, 0
+        self.rank, self.world = rank, world
+        self.position = 0
+        self._epoch: tuple[int, list] | None = None
 
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
+    @property
+    def epoch_length(self) -> int:
+        """Batches per epoch (the same every epoch)."""
+        n, pool = len(self.lengths), self.batch_size * 50
+        return sum(-(-min(pool, n - p) // self.batch_size) for p in range(0, n, pool))
+
+    def set_position(self, position: int) -> None:
+        """Start at the stream's batch ``position`` (counted over all processes)."""
+        self.position = position
 
     def batches(self, epoch: int) -> list[list[tuple[int, int]]]:
         rng = _rng(self.seed, epoch, 1)
@@ -147,11 +161,22 @@ class TrainBatches(Sampler):
         crops = _rng(self.seed, epoch, 2).integers(0, 2**31, size=(len(batches), self.batch_size))
         return [[(int(k), int(crops[b, s])) for s, k in enumerate(batch)] for b, batch in enumerate(batches)]
 
+    def at(self, position: int) -> list[tuple[int, int]]:
+        """The batch at a stream position (its epoch's batches are built once and kept)."""
+        epoch, index = divmod(position, self.epoch_length)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self.batches(epoch))
+        return self._epoch[1][index]
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        yield from self.batches(self.epoch)[self.start :]
+        """This process's batches from ``position`` on, without end (the trainer stops at its step count)."""
+        position = self.position + self.rank
+        while True:
+            yield self.at(position)
+            position += self.world
 
     def __len__(self) -> int:
-        return len(self.batches(self.epoch)) - self.start
+        return self.epoch_length
 
 
 def eval_batches(lengths: list[int], batch_size: int) -> list[list[tuple[int, int]]]:

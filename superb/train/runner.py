@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 import yaml
 
+from superb import distributed
 from superb.errors import ConfigError, StoreError
 from superb.extract.extraction import resolve_device
 from superb.registry import TASKS, UPSTREAMS
@@ -206,20 +208,46 @@ def _check_preload(store: FeatureStore, prepared: Any) -> None:
                           "drop --preload to read from the store")
 
 
-def _loaders(built: Built, config: Config, seed: int):
+def _loaders(built: Built, config: Config, seed: int, ctx: distributed.Context = distributed.Context(),
+             batch_size: int | None = None):
     train = built.datasets["train"]
     classes = [item.target[0] for item in train.items] if config.data.balanced else None
     workers = 0 if config.data.preload else config.data.num_workers
-    sampler = D.TrainBatches(train.lengths, config.data.batch_size, seed, classes)
+    sampler = D.TrainBatches(train.lengths, batch_size or config.data.batch_size, seed, classes, ctx.rank, ctx.world)
     train_loader = D.loader(train, sampler, workers, built.collate)
     evals = {role: D.loader(ds, D.eval_batches(ds.lengths, config.data.eval_batch_size), workers, built.collate)
              for role, ds in built.datasets.items() if role != "train"}
     return train_loader, evals
 
 
+def split_batch(batch: int, accumulate: int, world: int) -> tuple[int, int]:
+    """s3prl's rule for several processes: the effective batch (per-process batch × processes ×
+    accumulation) stays the config's ``batch × accumulate``. The processes take the place of
+    accumulation steps first, then split the batch; what cannot be split exactly is refused."""
+    shared = math.gcd(accumulate, world)
+    rest = world // shared
+    if batch % rest:
+        raise ConfigError(f"{world} processes cannot keep the effective batch {batch} × {accumulate} "
+                          f"(= {batch * accumulate}): it needs the batch or the accumulation to divide by the "
+                          "process count; change one with -o config.data.batch_size=… or "
+                          "config.runner.gradient_accumulate_steps=…")
+    return batch // rest, accumulate // shared
+
+
 def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
         init_ckpt: Path | None = None, on_step=None) -> Path:
-    """Train (or resume) a run; returns its expdir, which then holds ``results.json``."""
+    """Train (or resume) a run; returns its expdir, which then holds ``results.json``. Under ``torchrun``
+    every process trains its share; the main one alone evaluates, logs and writes the expdir."""
+    device = resolve_device(args.device)
+    ctx = distributed.init(device)
+    try:
+        return _fit(args, past_exp, auto_resume, init_ckpt, on_step, ctx, distributed.device_for(ctx, device))
+    finally:
+        distributed.finish()
+
+
+def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Path | None, on_step,
+         ctx: distributed.Context, device: torch.device) -> Path:
     resume = _resume_checkpoint(args, past_exp, auto_resume)
     if resume is not None:
         saved_args = FitArgs(**resume["args"])
@@ -231,29 +259,39 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
     if TASKS.canonical(args.task) == "er" and args.fold is None:
         args.fold = config.data.fold  # the config's default fold: name the expdir after it too
     expdir = _expdir(args)
+    batch, accumulate = split_batch(config.data.batch_size, config.runner.gradient_accumulate_steps, ctx.world)
     if resume is None and _run_files(expdir):
         if not auto_resume:
             raise ConfigError(f"{expdir} already holds a run: resume it with -a, or choose another -n/-p")
-        for path in _run_files(expdir):  # killed before its first checkpoint: start over, cleanly
-            path.unlink()
+        distributed.barrier()  # every process has looked before the main one clears
+        if ctx.main:
+            for path in _run_files(expdir):  # killed before its first checkpoint: start over, cleanly
+                path.unlink()
     expdir.mkdir(parents=True, exist_ok=True)
+    if ctx.distributed and ctx.main:
+        print(f"distributed: {ctx.world} processes × batch {batch} × accumulation {accumulate} = effective batch "
+              f"{ctx.world * batch * accumulate} (the config's {config.data.batch_size} × "
+              f"{config.runner.gradient_accumulate_steps})", file=sys.stderr)
     built = build_run(args, config)
-    device = resolve_device(args.device)
     built.model.to(device)
-    train_loader, evals = _loaders(built, config, args.seed)
+    train_loader, evals = _loaders(built, config, args.seed, ctx, batch)
     meta = {"args": args.to_dict(), "config": config.to_dict(), "store": built.identity,
             "task": built.task.name, "classes": built.prepared.classes}
-    trainer = Trainer(built.model, built.task, built.prepared, config, expdir, train_loader, evals, device, meta)
+    trainer = Trainer(built.model, built.task, built.prepared, config, expdir, train_loader, evals, device, meta,
+                      ctx=ctx, accumulate=accumulate)
     if resume is not None:
         if args.features:
             check_identity(resume["store"], built.identity)
         trainer.load(resume)
-        _forget_after(expdir, trainer.progress.step)
+        if ctx.main:
+            _forget_after(expdir, trainer.progress.step)
     elif init_ckpt is not None:
         trainer.load(load_checkpoint(init_ckpt), weights_only=True)
-    _write_run_files(expdir, args, config)
+    if ctx.main:
+        _write_run_files(expdir, args, config)
     trainer.fit(on_step=on_step)
-    write_results(trainer, expdir)
+    if ctx.main:
+        write_results(trainer, expdir)
     return expdir
 
 

@@ -10,6 +10,7 @@ the torch RNG state, so a resumed run continues exactly where the killed one was
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from superb import distributed
 from superb.errors import CheckpointError, ConfigError
 from superb.train.config import BEST_CHECKPOINT, Config, OptimizerConfig, selection_role
 from superb.train.featurizer import Featurizer
@@ -90,6 +92,8 @@ class Progress:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    position: int | None = None  # batches of the training stream consumed, over all processes (None: old
+    # checkpoints, which count epoch and batch_in_epoch only)
     best_value: float | None = None
     best_step: int | None = None
     loss_sum: float = 0.0  # the train-loss window since the last log, so a resumed log matches
@@ -101,6 +105,10 @@ class Progress:
 
 @dataclass
 class Trainer:
+    """One run's training. Under ``torchrun`` every process runs it on its share of the stream (the model
+    wrapped in DistributedDataParallel for the steps); only the main process evaluates, logs and saves,
+    and its checkpoints hold the plain model, which evaluates in one process."""
+
     model: DownstreamModel
     task: Any
     prepared: Any
@@ -111,9 +119,19 @@ class Trainer:
     device: torch.device
     meta: dict[str, Any]  # args, store identity … stored in checkpoints
     progress: Progress = field(default_factory=Progress)
+    ctx: distributed.Context = field(default_factory=distributed.Context)
+    accumulate: int | None = None  # batches per update in this process (None: the config's)
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.stepper: nn.Module = self.model  # what the training steps call
+        if self.ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.stepper = DistributedDataParallel(self.model, device_ids=ids)
+        if self.accumulate is None:
+            self.accumulate = self.config.runner.gradient_accumulate_steps
         self.optimizer = make_optimizer(self.params, self.config.optimizer)
         cfg, total = self.config.optimizer, self.config.runner.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg, total))
@@ -152,6 +170,8 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"])
         if ckpt.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        if self.ctx.rank:  # the checkpoint holds the main process's RNG; the others draw their own
+            torch.manual_seed(int(ckpt["args"]["seed"]) * 1_000_003 + self.progress.step * 1009 + self.ctx.rank)
 
     def _prune(self) -> None:
         states = sorted(self.expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
@@ -230,61 +250,65 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, on_step=None, show_progress: bool = True) -> None:
-        with _StepBar(show_progress, self.progress.step, self.config.runner.total_steps) as bar:
+        with _StepBar(show_progress and self.ctx.main, self.progress.step, self.config.runner.total_steps) as bar:
             self._fit(on_step, bar)
 
     def _fit(self, on_step, bar) -> None:
-        runner = self.config.runner
-        accumulate = runner.gradient_accumulate_steps
-        self.model.train()
+        runner, progress, main = self.config.runner, self.progress, self.ctx.main
+        accumulate = self.accumulate
+        sampler = self.train_loader.batch_sampler
+        epoch_length = sampler.epoch_length
+        if progress.position is None:
+            progress.position = progress.epoch * epoch_length + progress.batch_in_epoch
+        self.stepper.train()
         self.optimizer.zero_grad(set_to_none=True)
         micro, started = 0, time.perf_counter()
-        progress = self.progress
-        sampler = self.train_loader.batch_sampler
-        while self.progress.step < runner.total_steps:
-            sampler.set_epoch(self.progress.epoch, self.progress.batch_in_epoch)
-            for batch in self.train_loader:
-                self.progress.batch_in_epoch += 1
-                batch = _to(batch, self.device)
-                logits, lengths = self.model(batch)
+        sampler.set_position(progress.position)
+        for batch in (self.train_loader if progress.step < runner.total_steps else ()):
+            progress.position += self.ctx.world
+            progress.epoch, progress.batch_in_epoch = divmod(progress.position, epoch_length)
+            micro += 1
+            batch = _to(batch, self.device)
+            with self._no_sync(micro % accumulate != 0):  # gradients are averaged once, at the update
+                logits, lengths = self.stepper(batch)
                 loss = self.task.loss(logits, lengths, batch)
                 (loss / accumulate).backward()
-                progress.loss_sum += float(loss.detach())
-                progress.loss_count += 1
-                micro += 1
-                if micro % accumulate:
-                    continue
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.params, runner.gradient_clipping)
-                if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
-                    self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-                self.progress.step += 1
-                step = self.progress.step
-                if step % runner.log_step == 0:
-                    rate = runner.log_step / (time.perf_counter() - started)
-                    self.log({"step": step, "split": "train", "loss": progress.loss_sum / progress.loss_count,
-                              "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate})
-                    progress.loss_sum, progress.loss_count, started = 0.0, 0, time.perf_counter()
-                if step % runner.eval_step == 0:
-                    self._eval_round()
-                if step % runner.save_step == 0:
-                    self.save(f"states-{step}.ckpt")
-                    self._prune()
-                bar(step, self.progress)
-                if on_step is not None:
-                    on_step(step)
-                if step >= runner.total_steps:
-                    break
-            else:
-                self.progress.epoch += 1
-                self.progress.batch_in_epoch = 0
+            progress.loss_sum += float(loss.detach())
+            progress.loss_count += 1
+            if micro % accumulate:
                 continue
-            break
-        if self.progress.best_step is None:  # never scored on dev: score the final model
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, runner.gradient_clipping)
+            if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            progress.step += 1
+            step = progress.step
+            if step % runner.log_step == 0:
+                loss_sum, loss_count = distributed.all_sum([progress.loss_sum, progress.loss_count])
+                if main:
+                    rate = runner.log_step / (time.perf_counter() - started)
+                    self.log({"step": step, "split": "train", "loss": loss_sum / loss_count,
+                              "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate})
+                progress.loss_sum, progress.loss_count, started = 0.0, 0, time.perf_counter()
+            if main and step % runner.eval_step == 0:
+                self._eval_round()
+            if main and step % runner.save_step == 0:
+                self.save(f"states-{step}.ckpt")
+                self._prune()
+            bar(step, progress)
+            if on_step is not None:
+                on_step(step)
+            if step >= runner.total_steps:
+                break
+        if main and progress.best_step is None:  # never scored on dev: score the final model
             self._eval_round()
         if self._writer is not None:
             self._writer.flush()
+
+    def _no_sync(self, skip: bool):
+        """DDP's ``no_sync`` for the batches before an update (one process: nothing to skip)."""
+        return self.stepper.no_sync() if skip and self.ctx.distributed else contextlib.nullcontext()
 
 
 class _StepBar:

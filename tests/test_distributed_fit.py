@@ -1,0 +1,137 @@
+"""``torchrun -m superb fit`` on CPU (gloo, 2 processes): the same training as one process with the same effective
+batch, resumable after ``kill -9``, checkpoints that evaluate in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from superb.errors import ConfigError
+from superb.extract.extraction import ExtractRequest, extract
+from superb.testing.cli import read_results, run_superb
+from superb.testing.corpora import make_speech_commands
+from superb.train.runner import split_batch
+
+STEPS = ("config.runner.log_step=10,,config.runner.eval_step=50,,config.runner.save_step=50,,"
+         "config.optimizer.lr=1e-3,,config.data.batch_size=8,,config.runner.gradient_accumulate_steps=2")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args: str, processes: int = 2, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+               "-m", "superb", *args]
+    return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finished(process: subprocess.Popen) -> tuple[int, str]:
+    _, err = process.communicate(timeout=300)
+    return process.returncode, err
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes torchrun started (each in its own session, so killing its group misses them)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def train_log(expdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
+
+
+def figures(log: list[dict]) -> list[float]:
+    """Each record's step and its loss (train) or accuracy (dev, test); timings left out."""
+    return [x for r in log for x in (r["step"], r["loss"] if r["split"] == "train" else r["acc"])]
+
+
+@pytest.fixture(scope="module")
+def ks(tmp_path_factory) -> tuple[Path, Path]:
+    root, _ = make_speech_commands(tmp_path_factory.mktemp("ks"), per_word=10, speakers=5)
+    stores = tmp_path_factory.mktemp("stores") / "fbank"
+    extract(ExtractRequest(upstream="fbank", corpus="speech_commands", root=root, out=stores,
+                           upstream_options={"cmvn": False}, progress=False))
+    return root, stores
+
+
+def test_the_effective_batch_is_kept():
+    assert split_batch(8, 2, 2) == (8, 1)  # processes replace accumulation steps first
+    assert split_batch(32, 1, 2) == (16, 1)  # then split the batch
+    assert split_batch(8, 4, 8) == (4, 1)  # SID's 8 × 4 on 8 GPUs
+    assert split_batch(16, 2, 1) == (16, 2)
+    with pytest.raises(ConfigError, match="3 processes cannot keep the effective batch 8 × 2"):
+        split_batch(8, 2, 3)
+
+
+OVERRIDE = f"config.runner.total_steps=400,,{STEPS}"
+
+
+@pytest.fixture(scope="module")
+def runs(ks, tmp_path_factory) -> Path:
+    """The same KS run in one process and in two (``one/``, ``two/``)."""
+    _, store = ks
+    out = tmp_path_factory.mktemp("runs")
+    one = run_superb("fit", "-d", "ks", "--features", str(store), "-p", str(out / "one"), "-o", OVERRIDE,
+                     env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stderr
+    code, err = finished(torchrun("fit", "-d", "ks", "--features", str(store), "-p", str(out / "two"), "-o", OVERRIDE))
+    assert code == 0, err
+    assert "2 processes × batch 8 × accumulation 1 = effective batch 16 (the config's 8 × 2)" in err
+    return out
+
+
+def test_two_processes_train_as_one_with_the_same_effective_batch(runs):
+    # Process r takes batches r, r + 2, … of the one-process stream, and DDP averages the two gradients as
+    # accumulation did: measured identical train losses and metrics (KS's class-balanced draws included).
+    alone, shared = train_log(runs / "one"), train_log(runs / "two")
+    assert [r["split"] for r in alone] == [r["split"] for r in shared]
+    assert figures(shared) == pytest.approx(figures(alone), rel=1e-5)
+    assert read_results(runs / "two")["test"] == pytest.approx(read_results(runs / "one")["test"], abs=1e-6)
+    # the checkpoint holds the plain model: it evaluates in one process, to the reported figure
+    evaluated = run_superb("evaluate", "-e", str(runs / "two" / "dev-best.ckpt"), "-t", "test")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["acc"] == pytest.approx(read_results(runs / "two")["test"]["acc"])
+
+
+def test_a_killed_distributed_run_resumes_where_it_stood(ks, runs, tmp_path):
+    _, store = ks
+    args = ("fit", "-d", "ks", "--features", str(store), "-o", OVERRIDE, "-p", str(tmp_path / "killed"))
+    victim = torchrun(*args)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "killed").glob("states-*.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in [*children(victim.pid), victim.pid]:  # every process of the launch, as a preemption would
+        os.kill(pid, signal.SIGKILL)
+    victim.communicate()
+    assert not (tmp_path / "killed" / "results.json").exists()
+    code, err = finished(torchrun(*args, "-a"))
+    assert code == 0, err
+    assert figures(train_log(tmp_path / "killed")) == pytest.approx(figures(train_log(runs / "two")), rel=1e-5)
+    whole, resumed = read_results(runs / "two"), read_results(tmp_path / "killed")
+    assert resumed["best_step"] == whole["best_step"]
+    assert resumed["dev"] == pytest.approx(whole["dev"]) and resumed["test"] == pytest.approx(whole["test"])
+
+
+def test_finetuning_on_the_fly_runs_under_torchrun(ks, tmp_path):
+    """-u … -f: the upstream trains inside DDP (its CNN frozen, as s3prl), the checkpoint evaluates alone."""
+    root, _ = ks
+    code, err = finished(torchrun("fit", "-d", "ks", "-u", "wavlm", "--random-init", "tiny", "--root", str(root),
+                                  "-f", "-p", str(tmp_path / "ft"), "-o",
+                                  "config.runner.total_steps=6,,config.runner.log_step=3,,config.runner.eval_step=6,,"
+                                  "config.runner.save_step=6,,config.data.batch_size=4"))
+    assert code == 0, err
+    assert "2 processes × batch 2 × accumulation 1 = effective batch 4" in err
+    evaluated = run_superb("evaluate", "-e", str(tmp_path / "ft"), "-t", "test")
+    assert evaluated.returncode == 0, evaluated.stderr
