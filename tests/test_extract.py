@@ -103,6 +103,26 @@ def test_rerun_is_a_noop_and_other_upstream_is_refused(fbank_store, generic_dir)
     assert_same_bytes(before, all_features(fbank_store))
 
 
+def test_a_kill_between_the_last_flags_and_done_is_repaired(fbank_store, generic_dir, tmp_path):
+    """Every shard_done flag written, ``done`` not yet: the rerun derives ``done`` and computes nothing."""
+    import shutil
+
+    import zarr
+
+    copy = tmp_path / "fbank" / "generic"
+    shutil.copytree(fbank_store, copy)
+    before = all_features(copy)
+    group = zarr.open_group(str(copy), mode="a")
+    for split in group.attrs["splits"]:
+        group[split]["done"][:] = False
+    rerun = superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir), "--out",
+                   str(copy.parent), "-q")
+    assert rerun.returncode == 0, rerun.stderr
+    with open_store(copy) as store:
+        assert all(done == total for done, total in store.completeness().values())
+    assert_same_bytes(before, all_features(copy))
+
+
 def test_zarr_and_hdf5_hold_the_same_values(fbank_store, generic_dir, tmp_path):
     result = superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir), "--out",
                     str(tmp_path), "--format", "hdf5", "-q", *SMALL_LAYOUT)

@@ -95,6 +95,10 @@ class Hdf5Writer(ZarrWriter):
                 return np.asarray(handle[split]["shard_done"][:], dtype=bool)
         return super().shard_done(split)
 
+    def repair_done(self, split: str) -> None:
+        if split not in self._published_splits():  # a published file was complete when it was written
+            super().repair_done(split)
+
     def finish(self) -> None:
         if not self.path.exists():
             return
