@@ -27,8 +27,7 @@ demo: setup
 	$(PY) -m superb.testing.demo $(DEMO)
 
 bench: setup
-	$(PY) benchmarks/extract.py
-	$(PY) benchmarks/fit.py
+	for b in extract fit dtw loader; do $(PY) benchmarks/$$b.py || exit 1; done
 
 clean-demo:
 	rm -rf $(DEMO)
