@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from superb.errors import StoreError
@@ -11,6 +12,7 @@ from superb.registry import STORE_FORMATS
 from superb.stores.base import FORMAT_VERSION, SplitData, open_store
 from superb.stores.layout import SplitLayout, default_chunk_frames
 from superb.stores.zarr_fastread import FastFrameReader
+from superb.train.data import Item, StoreItems, collate
 
 LAYERS, DIM = 3, 8
 
@@ -100,6 +102,13 @@ def test_store_round_trip_and_done_mask(tmp_path, fmt):
                 lo, hi = data.layout.offsets[i], data.layout.offsets[i + 1]
                 np.testing.assert_array_equal(view.features(i), values[name][lo:hi])
                 assert view.record(i)["meta"] == {"label": str(i % 3), "text": "é ünïcode"}
+        # batches read in place equal the per-item reads padded by collate (crops and preload too)
+        items = [Item("train", i, (i % 3,)) for i in range(len(FRAMES))]
+        keys = [(k, 100 + k) for k in (4, 1, 8, 2, 0, 6)]
+        for preload in (False, True):
+            data = StoreItems(store, items, crop_frames=10, preload=preload)
+            expected, got = collate([data[key] for key in keys]), data.batch(keys)
+            assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
         feats, record = store.get("train-4")
         assert feats.shape == (40, LAYERS, DIM) and record["split"] == "train"
         with pytest.raises(StoreError, match="no utterance"):
@@ -121,6 +130,12 @@ def test_fast_reader_equals_zarr(tmp_path):
         start = int(rng.integers(0, 999))
         end = int(rng.integers(start, min(1000, start + 200)))
         np.testing.assert_array_equal(fast.read(start, end), arr[start:end])
+    into = np.full((30, LAYERS, DIM), 7, dtype=np.float16)
+    assert fast.read(600, 620, out=into[5:25]) is not None  # straight into part of a buffer
+    np.testing.assert_array_equal(into[5:25], arr[600:620])
+    assert (into[:5] == 7).all() and (into[25:] == 7).all()
+    strided = np.zeros((20, DIM, LAYERS), dtype=np.float16).transpose(0, 2, 1)  # not C-contiguous: copied
+    np.testing.assert_array_equal(fast.read(600, 620, out=strided), arr[600:620])
 
 
 def test_fast_reader_declines_other_encodings(tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from superb.errors import ConfigError
 from superb.registry import TASKS
+from superb.stores.base import into
 from superb.train.data import Item, Loader, StoreItems, TrainBatches, collate, eval_batches
 from superb.train.featurizer import Featurizer
 
@@ -77,12 +78,14 @@ class _FakeView:
         self.done = np.ones(len(frames), dtype=bool)
         self.ids = np.array([f"u{i}" for i in range(len(frames))])
 
-    def read_frames(self, start: int, end: int) -> np.ndarray:
-        return self.values[start:end].copy()
+    def read_frames(self, start: int, end: int, out: np.ndarray | None = None) -> np.ndarray:
+        return into(self.values[start:end].copy(), out)
 
 
 class _FakeStore:
     path = "fake"
+    layers = [0]
+    attrs = {"dim": 2, "dtype": "float16"}
 
     def __init__(self, frames: list[int]):
         self.view = _FakeView(frames)

@@ -109,6 +109,14 @@ class StoreWriter(Protocol):
         """Called once every split is complete (HDF5 publishes its file here)."""
 
 
+def into(frames: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``frames`` copied into ``out`` when a caller gave one (readers that cannot read in place)."""
+    if out is None:
+        return frames
+    out[...] = frames
+    return out
+
+
 @dataclass
 class SplitView:
     """Read access to one split; ``features(i)`` refuses utterances whose ``done`` bit is unset."""
@@ -117,7 +125,8 @@ class SplitView:
     ids: np.ndarray
     offsets: np.ndarray
     done: np.ndarray
-    read_frames: Callable[[int, int], np.ndarray]  # frames [start, end) → [frames, layers, dim]
+    read_frames: Callable[..., np.ndarray]  # (start, end, out=None) → frames [start, end) as [frames, layers,
+    # dim], into ``out`` when given (see ``into``)
     records: list[dict[str, Any]] = field(default_factory=list)
     _index: dict[str, int] | None = None
 

@@ -24,6 +24,7 @@ from superb.stores.base import (
     FeatureStore,
     SplitData,
     SplitView,
+    into,
     manifest_columns,
     records_from_columns,
 )
@@ -149,9 +150,9 @@ def _frame_reader(path: Path, dset: h5py.Dataset):
     """A memory map of a contiguous, uncompressed dataset (as ``finish`` writes), else h5py slicing."""
     offset = dset.id.get_offset() if dset.chunks is None and dset.compression is None else None
     if offset is None or dset.shape[0] == 0:
-        return lambda start, end: dset[start:end]
+        return lambda start, end, out=None: into(dset[start:end], out)
     mapped = np.memmap(path, mode="r", dtype=dset.dtype, offset=offset, shape=dset.shape)
-    return lambda start, end: np.array(mapped[start:end])
+    return lambda start, end, out=None: np.array(mapped[start:end]) if out is None else into(mapped[start:end], out)
 
 
 class Hdf5Store(FeatureStore):

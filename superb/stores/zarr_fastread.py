@@ -126,9 +126,14 @@ class FastFrameReader:
             self._index[shard] = index
         return index
 
-    def read(self, start: int, end: int) -> np.ndarray:
-        """Frames ``[start, end)`` as ``(end - start, layers, dim)``; unwritten chunks read as zeros."""
-        out = np.empty((end - start, *self.shape[1:]), dtype=self.dtype)
+    def read(self, start: int, end: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Frames ``[start, end)`` as ``(end - start, layers, dim)``; unwritten chunks read as zeros. ``out``
+        (C-contiguous, that shape and dtype, e.g. a row of a padded batch) receives them without a copy."""
+        if out is None:
+            out = np.empty((end - start, *self.shape[1:]), dtype=self.dtype)
+        elif not out.flags.c_contiguous or out.dtype != self.dtype or out.shape != (end - start, *self.shape[1:]):
+            out[...] = self.read(start, end)
+            return out
         view = out.reshape(-1).view(np.uint8)
         run: tuple[int, int, int, int] | None = None  # (shard, file position, out byte, length) to fetch
         frame = start

@@ -20,6 +20,7 @@ from superb.stores.base import (
     FeatureStore,
     SplitData,
     SplitView,
+    into,
     manifest_columns,
     records_from_columns,
 )
@@ -196,7 +197,7 @@ class ZarrStore(FeatureStore):
         fast = FastFrameReader.open(self.path / name / "features")
         if fast is not None:
             return fast.read
-        return lambda start, end: np.asarray(array[start:end])
+        return lambda start, end, out=None: into(np.asarray(array[start:end]), out)
 
     def _split_group(self, name: str) -> zarr.Group:
         return self._root[name]

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from superb.errors import ConfigError
-from superb.stores.base import FeatureStore
+from superb.stores.base import FeatureStore, into
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,11 @@ class StoreItems(Dataset):
         self._offsets = {name: view.offsets for name, view in views.items()}
         self._windows = [item_window(i, self._offsets[i.split]) for i in self.items]
         self.lengths = [stop - start for start, stop in self._windows]
+        self.frame_shape = (len(store.layers), int(store.attrs["dim"]))
+        self.dtype = np.dtype(store.attrs["dtype"])
         self._cache: list[np.ndarray] | None = None
         if preload:
-            self._cache = [self._load(k) for k in range(len(self.items))]
-
-    def _load(self, k: int) -> np.ndarray:
-        return self._read[self.items[k].split](*self._windows[k])
+            self._cache = [self._read[i.split](*w) for i, w in zip(self.items, self._windows, strict=True)]
 
     def nbytes(self, frame_bytes: int) -> int:
         return sum(self.lengths) * frame_bytes
@@ -73,13 +72,37 @@ class StoreItems(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _crop(self, k: int, crop_seed: int) -> tuple[int, int]:
+        """The frames ``[start, stop)`` item ``k`` gives, within its window (all of it, or a random crop)."""
+        length = self.lengths[k]
+        if self.crop_frames and length > self.crop_frames:
+            start = int(np.random.default_rng(crop_seed).integers(0, length - self.crop_frames + 1))
+            return start, start + self.crop_frames
+        return 0, length
+
+    def _frames(self, k: int, crop_seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        start, stop = self._crop(k, crop_seed)
+        if self._cache is not None:
+            return into(self._cache[k][start:stop], out)
+        first = self._windows[k][0]
+        return self._read[self.items[k].split](first + start, first + stop, out=out)
+
     def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...], int]:
         k, crop_seed = key
-        x = self._cache[k] if self._cache is not None else self._load(k)
-        if self.crop_frames and x.shape[0] > self.crop_frames:
-            start = int(np.random.default_rng(crop_seed).integers(0, x.shape[0] - self.crop_frames + 1))
-            x = x[start : start + self.crop_frames]
-        return x, self.items[k].target, k
+        return self._frames(k, crop_seed), self.items[k].target, k
+
+    def batch(self, keys: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        """What ``collate`` makes of these items, with each item read straight into its row of the padded
+        batch (no per-item buffer to allocate and copy again)."""
+        spans = [self._crop(k, seed) for k, seed in keys]
+        lengths = [stop - start for start, stop in spans]
+        features = np.empty((len(keys), max(max(lengths), 1), *self.frame_shape), dtype=self.dtype)
+        for b, ((k, seed), n) in enumerate(zip(keys, lengths, strict=True)):
+            self._frames(k, seed, out=features[b, :n])
+            features[b, n:] = 0
+        rows = [(None, self.items[k].target, k) for k, _ in keys]
+        return {"features": torch.from_numpy(features), "lengths": torch.tensor(lengths, dtype=torch.long),
+                **pad_targets(rows)}
 
 
 def pad_targets(batch: list[tuple]) -> dict[str, torch.Tensor]:
@@ -204,6 +227,8 @@ class Loader:
         self.threads, self.prefetch = threads, max(prefetch, threads)
 
     def _build(self, batch: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        if self.collate_fn is collate and hasattr(self.dataset, "batch"):  # read in place (StoreItems)
+            return self.dataset.batch(batch)
         return self.collate_fn([self.dataset[key] for key in batch])
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
