@@ -25,6 +25,25 @@ def test_featurizer_weighted_sum_starts_equal_and_single_layer_selects():
         Featurizer([0, 4, 8], layer=5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_weighted_sum_matches_einsum_forward_and_backward(dtype):
+    """The layer-by-layer weighted sum (no float32 copy of every layer) against the plain einsum, and its
+    gradients against autograd's: for the weights (a store) and for the hidden states (finetuning)."""
+    from superb.train.featurizer import WeightedSum
+
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 7, 5, 6).to(dtype).double().requires_grad_()
+    weights = torch.softmax(torch.randn(5, dtype=torch.float64), 0).requires_grad_()
+    torch.autograd.gradcheck(WeightedSum.apply, (hidden, weights))  # float64: exact finite differences
+    stored = hidden.detach().to(dtype)
+    w = weights.detach().float().requires_grad_()
+    ours = WeightedSum.apply(stored, w)
+    theirs = torch.einsum("btld,l->btd", stored.float(), w)
+    torch.testing.assert_close(ours, theirs)
+    grad = torch.randn_like(ours)
+    torch.testing.assert_close(torch.autograd.grad(ours, w, grad)[0], torch.autograd.grad(theirs, w, grad)[0])
+
+
 def test_train_batches_are_a_function_of_seed_and_epoch():
     lengths = list(np.random.default_rng(0).integers(10, 500, size=103))
     a, b = TrainBatches(lengths, 8, seed=1), TrainBatches(lengths, 8, seed=1)

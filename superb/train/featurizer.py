@@ -13,6 +13,34 @@ from torch import nn
 from superb.errors import ConfigError
 
 
+class WeightedSum(torch.autograd.Function):
+    """``Σ_l w_l · hidden[:, :, l]`` in float32 from float16 (or float32) hidden states, without the float32
+    copy of all layers that ``einsum`` over ``hidden.float()`` makes and keeps for the backward pass: the
+    forward accumulates one layer at a time, the backward reads the saved input once more per layer.
+    On 2 CPU cores this cut a KS batch's featurizer forward + backward from 63 to 15 ms."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        dtype = torch.promote_types(hidden.dtype, torch.float32)  # float16 sums in float32; float64 stays
+        out = torch.zeros((*hidden.shape[:2], *hidden.shape[3:]), dtype=dtype, device=hidden.device)
+        for layer in range(hidden.shape[2]):
+            out.addcmul_(hidden[:, :, layer], weights[layer])
+        ctx.save_for_backward(hidden, weights)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        hidden, weights = ctx.saved_tensors
+        grad_hidden = grad_weights = None
+        if ctx.needs_input_grad[1]:
+            flat = grad.reshape(-1)
+            grad_weights = torch.stack([torch.dot(flat, hidden[:, :, layer].reshape(-1).to(flat.dtype))
+                                        for layer in range(hidden.shape[2])])
+        if ctx.needs_input_grad[0]:  # finetuning on the fly: the upstream's hidden states train too
+            grad_hidden = (grad.unsqueeze(2) * weights.view(1, 1, -1, 1)).to(hidden.dtype)
+        return grad_hidden, grad_weights
+
+
 class Featurizer(nn.Module):
     """``(batch, frames, layers, dim)`` → ``(batch, frames, dim)`` float32.
 
@@ -36,10 +64,10 @@ class Featurizer(nn.Module):
         if self.position is not None:
             x = hidden[:, :, self.position].float()
             return F.layer_norm(x, x.shape[-1:]) if self.normalize else x
-        x = hidden.float()
-        if self.normalize:
-            x = F.layer_norm(x, x.shape[-1:])
         weights = torch.softmax(self.weights, dim=0)
+        if not self.normalize:
+            return WeightedSum.apply(hidden, weights)
+        x = F.layer_norm(hidden.float(), hidden.shape[-1:])
         return torch.einsum("btld,l->btd", x, weights)
 
     def layer_weights(self) -> dict[str, list] | None:
