@@ -202,6 +202,7 @@ def qbe(
                                                         "RTTM); default: the corpus's own for the split")] = None,
     select_from: Annotated[Optional[Path], typer.Option("--select-from", help="the dev run whose best layer a "
                                                         "test run reports; default: the sibling NAME_dev")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA when there is one), cpu or cuda")] = "auto",
 ) -> None:
     """Query-by-example by subsequence DTW, every stored layer in one run: official stdlist.xml per layer,
     scored (MTWV, ATWV, Cnxe) from the corpus's ground truth."""
@@ -221,7 +222,7 @@ def qbe(
     prefix = "qbe" if corpus == "quesst14" else f"qbe_{corpus}"
     out = expdir or Path("result") / "downstream" / (name or f"{prefix}_{store.attrs['upstream']['name']}_{split}")
     summary = run_qbe(QbeRequest(store, split, out, chosen, dist, not no_normalize, groundtruth=groundtruth,
-                                 select_from=select_from))
+                                 select_from=select_from, device=device))
     for layer, found in summary["layers"].items():
         if "official" in found:
             figures = found["official"]

@@ -96,6 +96,11 @@ def test_qbe_bad_input_is_one_line(quesst_stores, tmp_path):
                                                str(tmp_path / "x"), "--layers", "7"))
     assert "-t 'train'" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
                                                  str(tmp_path / "x"), "-t", "train"))
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "--device cuda" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
+                                                        str(tmp_path / "x"), "--device", "cuda"))
 
 
 def test_documents_read_in_chunks_give_the_same_scores(quesst_stores, tmp_path):

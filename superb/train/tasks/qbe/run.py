@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from superb.errors import ConfigError, StoreError
+from superb.extract.extraction import resolve_device
 from superb.stores.base import FeatureStore, SplitView
 from superb.train.tasks.qbe import scoring
 from superb.train.tasks.qbe.dtw import (
@@ -58,6 +59,7 @@ class QbeRequest:
     chunk_frames: int = 200_000  # document frames scored at once (memory: frames × dim × 4 bytes per layer)
     groundtruth: Path | None = None  # None: the corpus's own folder for the split
     select_from: Path | None = None  # the dev run whose best layer a test run reports
+    device: str = "auto"  # where the DTW runs: auto (CUDA when there is one), cpu or cuda
     costs: scoring.TwvCosts = field(default_factory=scoring.TwvCosts)
 
 
@@ -157,12 +159,13 @@ def search(req: QbeRequest, layers: list[int], located: bool) -> tuple[dict[int,
     scored = [i for i, q in enumerate(query_feats) if len(q) >= MIN_QUERY_FRAMES]
     per_layer = [[layer_of(query_feats[i], n) for i in scored] for n in range(len(layers))]  # prepared once
     found: dict[int, list[list[Matches]]] = {k: [[] for _ in scored] for k in layers}
+    device = resolve_device(req.device)
     for chunk in _chunks(docs, req.chunk_frames):
         doc_feats = list(_features(docs, chunk))
         for n, layer in enumerate(layers):
-            packed = Documents([layer_of(d, n) for d in doc_feats])
+            packed = Documents([layer_of(d, n) for d in doc_feats], device=device)
             for q, match in enumerate(many_query_matches(per_layer[n], packed, req.distance, locate=located)):
-                found[layer][q].append(match)
+                found[layer][q].append(_on_cpu(match))
     position = {i: q for q, i in enumerate(scored)}
     terms = _terms(queries)
     out: dict[int, dict[str, Matches]] = {}
@@ -172,6 +175,10 @@ def search(req: QbeRequest, layers: list[int], located: bool) -> tuple[dict[int,
                       for term, examples in terms.items()}
     info = {"queries": len(queries), "short_queries": len(queries) - len(scored), "terms": len(terms)}
     return out, info
+
+
+def _on_cpu(match: Matches) -> Matches:
+    return Matches(*(None if t is None else t.cpu() for t in (match.costs, match.starts, match.ends)))
 
 
 def _join(parts: list[Matches]) -> Matches:
