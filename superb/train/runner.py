@@ -238,10 +238,11 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
         init_ckpt: Path | None = None, on_step=None) -> Path:
     """Train (or resume) a run; returns its expdir, which then holds ``results.json``. Under ``torchrun``
     every process trains its share; the main one alone evaluates, logs and writes the expdir."""
-    device = resolve_device(args.device)
-    ctx = distributed.init(device)
+    ctx = distributed.context()
+    device = distributed.device_for(ctx, resolve_device(args.device))  # cuda:LOCAL_RANK before NCCL binds it
+    distributed.init(device)
     try:
-        return _fit(args, past_exp, auto_resume, init_ckpt, on_step, ctx, distributed.device_for(ctx, device))
+        return _fit(args, past_exp, auto_resume, init_ckpt, on_step, ctx, device)
     finally:
         distributed.finish()
 
