@@ -10,9 +10,10 @@ A term with several example queries (SWS 2013's ``_01``, ``_02`` files) takes ea
 The store is read in two passes whatever the number of layers: one for the normalisation statistics, one
 for the documents, in chunks, each chunk scored for every layer.
 
-Scoring (``superb.train.tasks.qbe.scoring``): each layer's written file is read back and scored, so the
-numbers are those of the file. The best dev layer (MTWV) is SUPERB's choice; a test run reads it from the
-dev run (``select_from``) and writes ``results.json`` with that layer's dev and test figures.
+Scoring (``superb.train.tasks.qbe.scoring``): each layer is scored on exactly what its file says (the
+scores as written, to 4 decimals), without parsing the file again. The best dev layer (MTWV) is SUPERB's
+choice; a test run reads it from the dev run (``select_from``) and writes ``results.json`` with that
+layer's dev and test figures.
 """
 
 from __future__ import annotations
@@ -234,11 +235,11 @@ def run_qbe(req: QbeRequest) -> dict[str, Any]:
     results: dict[str, Any] = {}
     req.expdir.mkdir(parents=True, exist_ok=True)
     for layer in layers:
-        path = write_stdlist(req.expdir / f"layer-{layer}" / "benchmark.stdlist.xml", matches[layer], docs,
-                             frame_rate if located else None)
+        path = req.expdir / f"layer-{layer}" / "benchmark.stdlist.xml"
+        written = write_stdlist(path, matches[layer], docs, frame_rate if located else None)
         results[str(layer)] = {"stdlist": str(path)}
         if truth is not None:
-            results[str(layer)].update(scoring.score(truth, scoring.read_stdlist(path), req.costs))
+            results[str(layer)].update(scoring.score(truth, written, req.costs))
     summary = {"split": req.split, "corpus": corpus, "distance": req.distance, "normalize": req.normalize,
                "documents": len(docs), **info, "groundtruth": str(folder) if truth else None,
                "costs": asdict(req.costs), "default_score": scoring.DEFAULT_SCORE, "trials": "per document",
@@ -283,9 +284,12 @@ def write_results(req: QbeRequest, test: dict[str, Any], dev: dict[str, Any]) ->
     return results
 
 
-def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str], frame_rate: float | None = None) -> Path:
+def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str],
+                  frame_rate: float | None = None) -> scoring.Detections:
     """The official ``stdlist`` XML: one ``detected_termlist`` per term, one ``term`` per document. Times are
-    s3prl's ``tbeg="0.000" dur="0.00"`` unless ``frame_rate`` is given and the matches are located."""
+    s3prl's ``tbeg="0.000" dur="0.00"`` unless ``frame_rate`` is given and the matches are located. Returns
+    what the file says (scores as written, to 4 decimals), so it is scored without parsing it again."""
+    written = scoring.Detections({}, {})
     root = ElementTree.Element("stdlist", termlist_filename="benchmark.stdlist.xml", indexing_time="1.00",
                                language="english", index_size="1", system_id="benchmark")
     for term, match in matches.items():
@@ -295,12 +299,15 @@ def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str], f
         if frame_rate and match.starts is not None:
             times = [(f"{s / frame_rate:.3f}", f"{(e - s + 1) / frame_rate:.2f}")
                      for s, e in zip(match.starts.tolist(), match.ends.tolist(), strict=True)]
+        scores, yes = written.scores.setdefault(term, {}), written.decisions.setdefault(term, {})
         for doc, score, (tbeg, dur) in zip(doc_ids, match.costs.tolist(), times, strict=True):
+            text, yes[doc] = f"{score:.4f}", score > DECISION_THRESHOLD
+            scores[doc] = float(text)
             ElementTree.SubElement(terms, "term", file=doc, channel="1", tbeg=tbeg, dur=dur,
-                                   score=f"{score:.4f}", decision="YES" if score > DECISION_THRESHOLD else "NO")
+                                   score=text, decision="YES" if yes[doc] else "NO")
     ElementTree.indent(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".xml.partial")
     ElementTree.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=True)
     tmp.replace(path)
-    return path
+    return written
