@@ -158,12 +158,8 @@ class TrainBatches(Sampler):
         self.rank, self.world = rank, world
         self.position = 0
         self._epoch: tuple[int, list] | None = None
-
-    @property
-    def epoch_length(self) -> int:
-        """Batches per epoch (the same every epoch)."""
-        n, pool = len(self.lengths), self.batch_size * 50
-        return sum(-(-min(pool, n - p) // self.batch_size) for p in range(0, n, pool))
+        n, pool = len(self.lengths), batch_size * 50
+        self.epoch_length = sum(-(-min(pool, n - p) // batch_size) for p in range(0, n, pool))  # every epoch
 
     def set_position(self, position: int) -> None:
         """Start at the stream's batch ``position`` (counted over all processes)."""
