@@ -4,7 +4,7 @@ A *step* is one optimizer update (``gradient_accumulate_steps`` batches). Every 
 mean train loss goes to TensorBoard and ``log.jsonl``; every ``eval_step`` the ``eval_dataloaders`` are
 scored and a better dev metric saves ``dev-best.ckpt``; every ``save_step`` ``states-STEP.ckpt`` is
 written (the last ``max_keep`` are kept). A checkpoint is a plain dict (tensors, numbers, strings) that
-loads with ``torch.load(weights_only=True)``, and holds where the data stream stood (epoch, batch) and
+loads with ``torch.load(weights_only=True)``, and holds where the data stream stood (its batch position) and
 the torch RNG state, so a resumed run continues exactly where the killed one was.
 """
 
@@ -90,10 +90,7 @@ class Progress:
     """Where training stands; saved in every checkpoint."""
 
     step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    position: int | None = None  # batches of the training stream consumed, over all processes (None: old
-    # checkpoints, which count epoch and batch_in_epoch only)
+    position: int = 0  # batches of the training stream consumed (numbered across epochs), over all processes
     best_value: float | None = None
     best_step: int | None = None
     loss_sum: float = 0.0  # the train-loss window since the last log, so a resumed log matches
@@ -166,7 +163,11 @@ class Trainer:
             return
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.progress = Progress(**ckpt["progress"])
+        saved = dict(ckpt["progress"])
+        epoch, within = saved.pop("epoch", 0), saved.pop("batch_in_epoch", 0)
+        if saved.get("position") is None:  # checkpoints from before the stream was numbered across epochs
+            saved["position"] = epoch * self.train_loader.batch_sampler.epoch_length + within
+        self.progress = Progress(**saved)
         torch.set_rng_state(ckpt["rng"])
         if ckpt.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
@@ -257,16 +258,12 @@ class Trainer:
         runner, progress, main = self.config.runner, self.progress, self.ctx.main
         accumulate = self.accumulate
         sampler = self.train_loader.batch_sampler
-        epoch_length = sampler.epoch_length
-        if progress.position is None:
-            progress.position = progress.epoch * epoch_length + progress.batch_in_epoch
         self.stepper.train()
         self.optimizer.zero_grad(set_to_none=True)
         micro, started = 0, time.perf_counter()
         sampler.set_position(progress.position)
         for batch in (self.train_loader if progress.step < runner.total_steps else ()):
             progress.position += self.ctx.world
-            progress.epoch, progress.batch_in_epoch = divmod(progress.position, epoch_length)
             micro += 1
             batch = _to(batch, self.device)
             with self._no_sync(micro % accumulate != 0):  # gradients are averaged once, at the update
