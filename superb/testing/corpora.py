@@ -643,16 +643,23 @@ _DIAR_MIN_GAP_MS = 250  # silence before, between and after turns (the overlap e
 _DIAR_PEAK = 0.45  # each turn's peak, so two overlapping turns never clip
 
 
-def _trimmed_turn(path: Path) -> np.ndarray:
-    """A synthesized turn trimmed to where it is louder than ``SPEECH_THRESHOLD``, padded to whole ms, peak
-    ``_DIAR_PEAK``: the builder's segment times are then where speech is, not espeak-ng's silent edges."""
-    wave, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    wave = wave.mean(axis=1)
-    loud = np.flatnonzero(np.abs(wave) > SPEECH_THRESHOLD)
-    if rate != 16_000 or loud.size == 0:
-        raise RuntimeError(f"{path}: expected 16 kHz speech from espeak-ng")
+def _loud_part(wave: np.ndarray, level: float, rate: int) -> np.ndarray | None:
+    """``wave`` from its first to its last sample louder than ``level``, zero-padded to whole milliseconds (so
+    a builder's times are exact in 3 decimals and lie where speech is, not on espeak-ng's silent edges);
+    None when nothing is that loud."""
+    loud = np.flatnonzero(np.abs(wave.astype(np.float64)) > level)
+    if loud.size == 0:
+        return None
     wave = wave[loud[0]: loud[-1] + 1]
-    wave = np.pad(wave, (0, -len(wave) % 16))  # 16 samples = 1 ms, so times are exact in 3 decimals
+    return np.pad(wave, (0, -len(wave) % (rate // 1000)))
+
+
+def _trimmed_turn(path: Path) -> np.ndarray:
+    """A synthesized turn's loud part (``_loud_part``) at peak ``_DIAR_PEAK``."""
+    wave, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    wave = _loud_part(wave.mean(axis=1), SPEECH_THRESHOLD, rate) if rate == 16_000 else None
+    if wave is None:
+        raise RuntimeError(f"{path}: expected 16 kHz speech from espeak-ng")
     return wave * (_DIAR_PEAK / np.abs(wave).max())
 
 
@@ -773,14 +780,12 @@ _QBE_PAUSE_MS = (250, 120, 300)  # silence before the first piece, between two p
 
 
 def _trimmed_piece(path: Path) -> np.ndarray:
-    """A synthesised piece's int16 samples from its first to its last sample louder than ``SPEECH_THRESHOLD``,
-    padded to whole ms, so a piece's place in a document is where its speech is, on a 1 ms grid."""
+    """A synthesised piece's int16 samples, its loud part (``_loud_part``)."""
     wave, rate = soundfile.read(str(path), dtype="int16")
-    loud = np.flatnonzero(np.abs(wave.astype(np.int32)) > SPEECH_THRESHOLD * 32768)
-    if rate != _QBE_RATE or wave.ndim != 1 or loud.size == 0:
+    wave = _loud_part(wave, SPEECH_THRESHOLD * 32768, rate) if rate == _QBE_RATE and wave.ndim == 1 else None
+    if wave is None:
         raise RuntimeError(f"{path}: expected {_QBE_RATE} Hz mono speech from espeak-ng")
-    wave = wave[loud[0]: loud[-1] + 1]
-    return np.pad(wave, (0, -len(wave) % (_QBE_RATE // 1000)))
+    return wave
 
 
 def _qbe_documents(base: Path, documents: dict[str, tuple[tuple[str, str, str], Voice]],
