@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -13,42 +12,12 @@ import soundfile
 from superb.errors import CorpusError
 from superb.extract.audio import EDIT_KEY
 from superb.extract.corpora.quesst14 import GAIN_DB, Quesst14
-from superb.testing.checks import assert_lengths_decode, assert_ordered
+from superb.testing.checks import assert_lengths_decode, assert_ordered, checked_ecf, checked_rttm, checked_tlist
 from superb.testing.corpora import QUESST_TERMS, make_quesst14
 
 
 def rms(wave: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(wave))))
-
-
-def read_ecf(path: Path) -> dict[str, float]:
-    """``{document id: seconds}`` of a NIST ECF file."""
-    root = ET.parse(path).getroot()
-    assert root.tag == "ecf"
-    total = 0.0
-    out = {}
-    for excerpt in root:
-        assert excerpt.tag == "excerpt" and excerpt.get("channel") == "1" and excerpt.get("tbeg") == "0.000"
-        out[Path(excerpt.get("audio_filename")).stem] = float(excerpt.get("dur"))
-        total += float(excerpt.get("dur"))
-    assert abs(float(root.get("source_signal_duration")) - total) < 1e-2
-    return out
-
-
-def read_tlist(path: Path, ecf_name: str) -> list[str]:
-    """The term ids of a NIST term list, in order."""
-    root = ET.parse(path).getroot()
-    assert root.tag == "termlist" and root.get("ecf_filename") == ecf_name
-    assert all(t.tag == "term" and t.findtext("termtext") == t.get("termid") for t in root)
-    return [t.get("termid") for t in root]
-
-
-def read_rttm(path: Path) -> list[tuple[str, float, float, str]]:
-    """``(document, tbeg, dur, term)`` of each ``LEXEME`` line (other types, e.g. ``SPEAKER``, are skipped)."""
-    lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert all(len(fields) == 9 and fields[2] == "1" for fields in lines)
-    assert any(fields[0] != "LEXEME" for fields in lines)  # readers must skip those
-    return [(f[1], float(f[3]), float(f[4]), f[5]) for f in lines if f[0] == "LEXEME" and f[6] == "lex"]
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +73,12 @@ def test_groundtruth_is_consistent_with_the_audio(quesst_root, split):
     docs = {u.id: u for u in corpus.utterances(["docs"])}
     queries = [u.id for u in corpus.utterances([split])]
     folder = corpus.groundtruth_dir(split)
-    excerpts = read_ecf(folder / "quesst14.ecf.xml")
+    excerpts = checked_ecf(folder / "quesst14.ecf.xml")
     assert sorted(excerpts) == sorted(docs)  # every document, every language
     for doc, seconds in excerpts.items():
         assert abs(seconds - docs[doc].duration) < 1e-3
-    assert read_tlist(folder / f"quesst14_{split}.tlist.xml", "quesst14.ecf.xml") == queries
-    occurrences = read_rttm(folder / f"quesst14_{split}.rttm")
+    assert checked_tlist(folder / f"quesst14_{split}.tlist.xml", "quesst14.ecf.xml") == queries
+    occurrences = checked_rttm(folder / f"quesst14_{split}.rttm")
     assert {term for _, _, _, term in occurrences} == set(queries)
     for q, term in enumerate(queries[: len(QUESST_TERMS)]):  # the nnenglish ones; the last is basque
         holders = sorted(doc for doc, _, _, t in occurrences if t == term)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from superb.extract.audio import EDIT_KEY
 from superb.extract.corpora.quesst14 import GAIN_DB
 from superb.extract.corpora.sws2013 import Sws2013, term_of
 from superb.registry import CORPORA
-from superb.testing.checks import assert_lengths_decode, assert_ordered
+from superb.testing.checks import assert_lengths_decode, assert_ordered, checked_ecf, checked_rttm, checked_tlist
 from superb.testing.corpora import SWS_TERMS, make_sws2013
 
 DOCS = 2 * len(SWS_TERMS) + 3  # two documents per term, three distractors
@@ -111,29 +110,16 @@ def test_groundtruth_files_agree_with_the_corpus(sws_root, utts, split):
     docs = {u.id: u for u in by_split(utts, "docs")}
     terms = sorted({u.meta["term"] for u in by_split(utts, split)})
 
-    ecf = ET.parse(folder / "sws2013.ecf.xml").getroot()
-    assert ecf.tag == "ecf"
-    durations = {}
-    for excerpt in ecf:
-        assert excerpt.tag == "excerpt" and excerpt.get("audio_filename").startswith("Audio/")
-        durations[Path(excerpt.get("audio_filename")).stem] = float(excerpt.get("dur"))
+    durations = checked_ecf(folder / "sws2013.ecf.xml")
     assert sorted(durations) == sorted(docs)
     assert all(abs(durations[d] - docs[d].duration) < 1e-3 for d in docs)
-    assert abs(float(ecf.get("source_signal_duration")) - sum(durations.values())) < 1e-2
-
-    tlist = ET.parse(folder / f"sws2013_{split}.tlist.xml").getroot()
-    assert tlist.tag == "termlist" and tlist.get("ecf_filename") == "sws2013.ecf.xml"
-    assert [t.get("termid") for t in tlist] == terms
-    assert all(t.findtext("termtext") == t.get("termid") for t in tlist)
-
-    fields = [line.split() for line in (folder / f"sws2013_{split}.rttm").read_text().splitlines()]
-    assert all(len(f) == 9 for f in fields) and fields[0][0] == "SPEAKER"
-    lexemes = [f for f in fields if f[0] == "LEXEME"]
+    assert checked_tlist(folder / f"sws2013_{split}.tlist.xml", "sws2013.ecf.xml") == terms
+    lexemes = checked_rttm(folder / f"sws2013_{split}.rttm")
     assert len(lexemes) == 2 * len(SWS_TERMS)
-    for _, doc, channel, tbeg, dur, term, stype, _, _ in lexemes:
-        assert doc in docs and term in terms and channel == "1" and stype == "lex"
-        assert 0 < float(tbeg) and float(tbeg) + float(dur) < durations[doc]
-    holders = {term: sorted(f[1] for f in lexemes if f[5] == term) for term in terms}
+    for doc, tbeg, dur, term in lexemes:
+        assert doc in docs and term in terms
+        assert 0 < tbeg and tbeg + dur < durations[doc]
+    holders = {term: sorted(doc for doc, _, _, t in lexemes if t == term) for term in terms}
     assert all(len(h) == 2 for h in holders.values())
     distractors = set(docs) - {doc for h in holders.values() for doc in h}
     assert len(distractors) == 3
