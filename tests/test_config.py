@@ -6,6 +6,7 @@ import pytest
 
 from superb.errors import ConfigError
 from superb.registry import TASKS
+from superb.testing.cli import one_error_line, run_superb
 from superb.train.config import Config, build, default_config_path, load_config, load_yaml, parse_overrides
 
 
@@ -76,18 +77,66 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_yaml(bad)
     typo = tmp_path / "typo.yaml"
     typo.write_text("runner:\n  total_step: 3\n")
-    with pytest.raises(ConfigError, match="typo.yaml: runner: unknown key 'total_step'"):
+    with pytest.raises(ConfigError, match="typo.yaml: config.runner: unknown key 'total_step'"):
         load_config(typo)
     assert build(Config, {}, "empty").runner.total_steps == 200_000
 
 
-def test_cross_field_checks():
-    with pytest.raises(ConfigError, match="runner.eval_step must be at least 1"):
-        load_config(default_config_path("ks"), "config.runner.eval_step=0")
-    with pytest.raises(ConfigError, match="eval_dataloaders has 'valid'"):
-        load_config(default_config_path("ks"), "config.runner.eval_dataloaders=[valid]")
-    with pytest.raises(ConfigError, match="scheduler 'cosine'"):
-        load_config(default_config_path("ks"), "config.optimizer.scheduler=cosine")
+@pytest.mark.parametrize(("override", "problem"), [
+    ("optimizer.lr=.nan", "must be a finite number >= 0, got nan"),
+    ("optimizer.lr=nan", "must be a finite number >= 0, got nan"),  # the string, as float() reads it
+    ("optimizer.lr=-1", "must be a finite number >= 0, got -1.0"),
+    ("optimizer.lr=.inf", "must be a finite number >= 0, got inf"),
+    ("optimizer.weight_decay=-0.1", "must be a finite number >= 0, got -0.1"),
+    ("optimizer.warmup_steps=-5", "must be an integer >= 0, got -5"),
+    ("runner.total_steps=0", "must be an integer >= 1, got 0"),
+    ("runner.gradient_accumulate_steps=0", "must be an integer >= 1, got 0"),
+    ("runner.eval_step=0", "must be an integer >= 1, got 0"),
+    ("runner.max_keep=-1", "must be an integer >= 0, got -1"),
+    ("runner.gradient_clipping=0", "must be a finite number > 0, got 0.0"),
+    ("data.batch_size=0", "must be an integer >= 1, got 0"),
+    ("data.eval_batch_size=-2", "must be an integer >= 1, got -2"),
+    ("data.crop_seconds=0", "must be a finite number > 0, got 0.0"),
+    ("data.fold=6", "must be an integer in [1, 5], got 6"),
+    ("data.dev_ratio=1", "must be a finite number in (0, 1), got 1.0"),
+    ("model.rnn_dropout=1", "must be a finite number in [0, 1), got 1.0"),
+    ("specaug.adaptive_size_ratio=1.5", "must be a finite number in [0, 1], got 1.5"),
+    ("decode.lm_weight=-.inf", "must be a finite number, got -inf"),  # no Range: finite only
+    ("runner.eval_dataloaders=[valid]", "has 'valid', which is not one of train, dev, test"),
+    ("optimizer.scheduler=cosine", "'cosine' is not one of constant, linear_schedule_with_warmup"),
+    ("optimizer.lr=fast", "must be a number, got 'fast'"),
+    ("runner.total_steps=1.5", "must be an integer, got 1.5"),
+])
+def test_config_values_are_range_checked_naming_the_key(override, problem):
+    """Each field's declared range (or choices) holds; the error names the file, the key and the value."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(default_config_path("ks"), f"config.{override}")
+    key = override.partition("=")[0]
+    assert str(caught.value) == f"{default_config_path('ks')}: config.{key} {problem}"
+
+
+def test_the_allowed_edges_load():
+    edges = ("config.runner.max_keep=0,,config.optimizer.weight_decay=0,,config.optimizer.eps=0,,"
+             "config.data.num_workers=0,,config.data.crop_seconds=null,,config.data.fold=5,,config.optimizer.lr=0,,"
+             "config.model.rnn_dropout=0,,config.runner.total_steps=1,,config.decode.word_score=-3")
+    config = load_config(default_config_path("ks"), edges)
+    assert (config.runner.max_keep, config.data.fold, config.data.crop_seconds) == (0, 5, None)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("config.optimizer.lr=.nan", "config.optimizer.lr must be a finite number >= 0, got nan"),
+    ("config.data.batch_size=eight", "config.data.batch_size must be an integer, got 'eight'"),
+    (None, "no feature store here"),  # valid config, a check after it fails: still no expdir
+])
+def test_a_refused_fit_leaves_no_expdir(tmp_path, override, message):
+    """Refused before any data is read (the store path does not even exist), through the command line; the
+    other keys' checks run on the same path (``resolve_config``), tested above without a process each."""
+    expdir = tmp_path / "runs" / "ks"
+    result = run_superb("fit", "-d", "ks", "--features", str(tmp_path / "stores"), "-p", str(expdir),
+                        *(["-o", override] if override else []))
+    line = one_error_line(result)
+    assert message in line and (override is None or line == f"error: task 'ks': {message}")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_learning_rate_schedules():

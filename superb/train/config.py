@@ -3,46 +3,106 @@
 Configs keep s3prl's top-level ``runner`` and ``optimizer`` blocks so its ``-o`` strings work unchanged;
 the rest is ours: ``data`` (splits, batching), ``model`` (the head) and ``featurizer`` (layer choice).
 Unknown keys are errors with suggestions (s3prl silently created misspelt keys), values are parsed as
-YAML literals (s3prl ran ``eval`` on them), and every value is type-checked against its field.
+YAML literals (s3prl ran ``eval`` on them), every value is type-checked against its field, and the
+allowed values are declared on the field itself (``Annotated[int, Range(1)]``, ``OneOf(...)``), so a
+``lr: .nan`` or ``total_steps: 0`` stops the run before any data is read, naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from superb.errors import ConfigError
 
 
+@dataclass(frozen=True)
+class Range:
+    """The interval a config number must lie in; NaN and infinities never pass (every float field is
+    checked for that even without a Range)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def problem(self, value: float) -> str | None:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        if math.isfinite(value) and above and below:
+            return None
+        kind = "an integer" if isinstance(value, int) else "a finite number"
+        return f"must be {kind}{self._bounds()}, got {value!r}"
+
+    def _bounds(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f" in {'(' if self.low_open else '['}{self.low:g}, "
+                    f"{self.high:g}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f" {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f" {'<' if self.high_open else '<='} {self.high:g}"
+        return ""
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The names a config string (or each string of a list) may take."""
+
+    choices: tuple[str, ...]
+
+    def problem(self, value: str | list[str]) -> str | None:
+        bad = [v for v in (value if isinstance(value, list) else [value]) if v not in self.choices]
+        if not bad:
+            return None
+        listed = f"has {bad[0]!r}, which is" if isinstance(value, list) else f"{bad[0]!r} is"
+        return f"{listed} not one of {', '.join(self.choices)}"
+
+
+PositiveInt = Annotated[int, Range(1)]  # steps, intervals, sizes
+NonNegativeInt = Annotated[int, Range(0)]
+PositiveFloat = Annotated[float, Range(0, low_open=True)]
+NonNegativeFloat = Annotated[float, Range(0)]
+Share = Annotated[float, Range(0, 1)]
+
+SCHEDULERS = ("constant", "linear_schedule_with_warmup")
+CTC_HEADS = ("linear", "rnn")
+PROTOCOLS = ("dev", "s3prl")
+EVAL_ROLES = ("train", "dev", "test")
+
+
 @dataclass
 class RunnerConfig:
-    total_steps: int = 200_000
-    gradient_clipping: float = 1.0
-    gradient_accumulate_steps: int = 1
-    log_step: int = 100
-    eval_step: int = 5_000
-    save_step: int = 1_000
-    max_keep: int = 1
-    eval_dataloaders: list[str] = field(default_factory=lambda: ["dev", "test"])
-    protocol: str = "dev"  # "dev": select on dev; "s3prl": s3prl's selection on test (ASV, SD only)
+    total_steps: PositiveInt = 200_000
+    gradient_clipping: PositiveFloat = 1.0  # max gradient norm
+    gradient_accumulate_steps: PositiveInt = 1
+    log_step: PositiveInt = 100
+    eval_step: PositiveInt = 5_000
+    save_step: PositiveInt = 1_000
+    max_keep: NonNegativeInt = 1  # states-STEP.ckpt kept; 0 keeps them all
+    eval_dataloaders: Annotated[list[str], OneOf(EVAL_ROLES)] = field(default_factory=lambda: ["dev", "test"])
+    # "dev": select on dev; "s3prl": s3prl's selection on test (ASV, SD only)
+    protocol: Annotated[str, OneOf(PROTOCOLS)] = "dev"
 
 
 @dataclass
 class OptimizerConfig:
     name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW
-    lr: float = 1.0e-4
-    eps: float = 1.0e-8
-    weight_decay: float = 0.0
-    scheduler: str = "constant"  # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
-    warmup_steps: int = 0
+    lr: NonNegativeFloat = 1.0e-4  # 0 keeps the weights where they are (a check, not training)
+    eps: NonNegativeFloat = 1.0e-8
+    weight_decay: NonNegativeFloat = 0.0
+    # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
+    scheduler: Annotated[str, OneOf(SCHEDULERS)] = "constant"
+    warmup_steps: NonNegativeInt = 0
 
 
 @dataclass
@@ -50,33 +110,35 @@ class DataConfig:
     train: str = "train"  # store split names for the three roles
     dev: str = "dev"
     test: str = "test"
-    batch_size: int = 32
-    eval_batch_size: int = 32
-    num_workers: int = 2  # threads that build batches ahead (reading and padding release the GIL)
+    batch_size: PositiveInt = 32
+    eval_batch_size: PositiveInt = 32
+    num_workers: NonNegativeInt = 2  # threads that build batches ahead (reading and padding release the GIL)
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
-    crop_seconds: float | None = None  # random train crops (SID: 8 s), on frames
+    crop_seconds: PositiveFloat | None = None  # random train crops (SID: 8 s), on frames
     balanced: bool = False  # class-balanced sampling of train (KS)
-    dev_ratio: float = 0.2  # ER: share of the training sessions' utterances held out as dev
-    fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
-    num_classes: int = 4  # example: random labels over this many classes
+    # ER: share of the training sessions' utterances held out as dev
+    dev_ratio: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.2
+    fold: Annotated[int, Range(1, 5)] | None = None  # ER: the IEMOCAP session left out as test (1..5)
+    num_classes: PositiveInt = 4  # example: random labels over this many classes
     lexicon: str | None = None  # pr: a LibriSpeech-format lexicon file instead of CMUdict
     trials: str = "veri_test.txt"  # asv: the test trial list (a path, or a list file in the corpus root)
-    dev_speakers: int = 40  # asv (protocol dev): training speakers held out for the dev trial list
-    dev_trials: int = 8  # asv: dev trials per held-out utterance (half target, half non-target)
-    chunk_frames: int = 2000  # sd: training chunk length in frames (s3prl's chunk_size)
+    dev_speakers: NonNegativeInt = 40  # asv (protocol dev): training speakers held out for the dev trial list
+    dev_trials: PositiveInt = 8  # asv: dev trials per held-out utterance (half target, half non-target)
+    chunk_frames: PositiveInt = 2000  # sd: training chunk length in frames (s3prl's chunk_size)
 
 
 @dataclass
 class ModelConfig:
-    projector_dim: int = 256
+    projector_dim: PositiveInt = 256
     pooling: str = "mean"
-    head: str = "linear"  # CTC tasks: "linear" (s3prl's PR head) or "rnn" (ASR/SF: projector → BiLSTMs)
-    rnn_layers: int = 2  # rnn head: bidirectional LSTM layers after the projector
-    rnn_dim: int = 1024  # rnn head: units per direction
-    rnn_dropout: float = 0.2
-    agg_dim: int = 1500  # asv: units of the last TDNN layer (statistics pooling doubles them)
-    am_scale: float = 30.0  # asv: AM-softmax scale s
-    am_margin: float = 0.4  # asv: AM-softmax margin m
+    # CTC tasks: "linear" (s3prl's PR head) or "rnn" (ASR/SF: projector → BiLSTMs)
+    head: Annotated[str, OneOf(CTC_HEADS)] = "linear"
+    rnn_layers: PositiveInt = 2  # rnn head: bidirectional LSTM layers after the projector
+    rnn_dim: PositiveInt = 1024  # rnn head: units per direction
+    rnn_dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.2
+    agg_dim: PositiveInt = 1500  # asv: units of the last TDNN layer (statistics pooling doubles them)
+    am_scale: PositiveFloat = 30.0  # asv: AM-softmax scale s
+    am_margin: NonNegativeFloat = 0.4  # asv: AM-softmax margin m
 
 
 @dataclass
@@ -85,15 +147,15 @@ class SpecAugConfig:
 
     enabled: bool = False
     time_warp: bool = True  # s3prl's apply_time_warp: bicubic stretch around a random centre
-    time_warp_window: int = 5  # frames the centre may move
-    num_time_mask: int = 2
-    time_mask_width: int = 40  # frames, widths drawn from [0, this]
-    num_freq_mask: int = 4
-    freq_mask_width: int = 50  # feature dims, widths drawn from [0, this]
+    time_warp_window: NonNegativeInt = 5  # frames the centre may move
+    num_time_mask: NonNegativeInt = 2
+    time_mask_width: NonNegativeInt = 40  # frames, widths drawn from [0, this]
+    num_freq_mask: NonNegativeInt = 4
+    freq_mask_width: NonNegativeInt = 50  # feature dims, widths drawn from [0, this]
     adaptive: bool = False  # s3prl's adaptive time masks: their number and width scale with the length
-    adaptive_number_ratio: float = 0.04
-    adaptive_size_ratio: float = 0.04
-    max_n_time_masks: int = 20
+    adaptive_number_ratio: Share = 0.04
+    adaptive_size_ratio: Share = 0.04
+    max_n_time_masks: NonNegativeInt = 20
 
 
 @dataclass
@@ -102,14 +164,14 @@ class DecodeConfig:
 
     lm: str | None = None  # ARPA or binary KenLM file; None: greedy only
     lexicon: str | None = None  # words (or a lexicon file); default: the ARPA's unigrams
-    beam: int = 5
+    beam: PositiveInt = 5
     lm_weight: float = 2.0
     word_score: float = -1.0
 
 
 @dataclass
 class FeaturizerConfig:
-    layer: int | None = None  # None: softmax-weighted sum of every stored layer
+    layer: NonNegativeInt | None = None  # None: softmax-weighted sum of every stored layer
     normalize: bool = False  # layer-norm each hidden state before weighting
 
 
@@ -151,37 +213,43 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
     return validate(build(Config, data, str(path)), str(path))
 
 
-SCHEDULERS = ("constant", "linear_schedule_with_warmup")
-CTC_HEADS = ("linear", "rnn")
-PROTOCOLS = ("dev", "s3prl")
 BEST_CHECKPOINT = {"dev": "dev-best.ckpt", "test": "test-best.ckpt"}  # the selected model, by the role chosen on
 
 
 def selection_role(task: Any, protocol: str) -> str:
     """The role whose metric picks the checkpoint: dev, or test where s3prl does so (ASV under s3prl)."""
     return "test" if protocol == "s3prl" and getattr(task, "s3prl_checkpoint_on_test", False) else "dev"
-EVAL_ROLES = ("train", "dev", "test")
 
 
 def validate(config: Config, where: str) -> Config:
-    """Checks across fields that types alone cannot express."""
-    runner = config.runner
-    for key in ("total_steps", "gradient_accumulate_steps", "log_step", "eval_step", "save_step"):
-        if getattr(runner, key) < 1:
-            raise ConfigError(f"{where}: runner.{key} must be at least 1, got {getattr(runner, key)}")
-    unknown = [r for r in runner.eval_dataloaders if r not in EVAL_ROLES]
-    if unknown:
-        raise ConfigError(f"{where}: runner.eval_dataloaders has {unknown[0]!r}; use {', '.join(EVAL_ROLES)}")
-    if config.optimizer.scheduler not in SCHEDULERS:
-        raise ConfigError(f"{where}: optimizer.scheduler {config.optimizer.scheduler!r} is not one of "
-                          f"{', '.join(SCHEDULERS)}")
-    if runner.protocol not in PROTOCOLS:
-        raise ConfigError(f"{where}: runner.protocol {runner.protocol!r} is not one of {', '.join(PROTOCOLS)}")
-    if config.model.head not in CTC_HEADS:
-        raise ConfigError(f"{where}: model.head {config.model.head!r} is not one of {', '.join(CTC_HEADS)}")
-    if config.data.batch_size < 1 or config.data.eval_batch_size < 1:
-        raise ConfigError(f"{where}: data.batch_size and data.eval_batch_size must be at least 1")
+    """Every value within what its field declares (``Range``, ``OneOf``; floats finite), after ``-o`` and the
+    command-line shortcuts; the first value that is not names its key."""
+    _check(config, where, "config")
     return config
+
+
+def _check(block: Any, where: str, key: str) -> None:
+    hints = typing.get_type_hints(type(block), include_extras=True)
+    for f in dataclasses.fields(block):
+        value, name = getattr(block, f.name), f"{key}.{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check(value, where, name)
+            continue
+        if value is None:
+            continue
+        for rule in _rules(hints[f.name], value):
+            problem = rule.problem(value)
+            if problem:
+                raise ConfigError(f"{where}: {name} {problem}")
+
+
+def _rules(hint: Any, value: Any) -> list[Any]:
+    """The checks a field's annotation declares (through ``X | None``); a bare float must be finite."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [option for option in typing.get_args(hint) if option is not type(None)]
+    if typing.get_origin(hint) is Annotated:
+        return list(hint.__metadata__)
+    return [Range()] if isinstance(value, float) else []
 
 
 def parse_literal(raw: str) -> Any:
@@ -222,38 +290,40 @@ def apply_overrides(data: dict[str, Any], overrides: str) -> None:
         node[path[-1]] = value
 
 
-def build(cls: type, data: Any, where: str) -> Any:
-    """A dataclass instance from nested ``data``, rejecting unknown keys and wrong types."""
+def build(cls: type, data: Any, where: str, key: str = "config") -> Any:
+    """A dataclass instance from nested ``data`` (read from ``where``, at ``key``), rejecting unknown keys and
+    wrong types."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where}: {key} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = [key for key in data if key not in fields]
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(fields), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}.{hint} Known: {', '.join(fields)}")
-    values = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()}
+        raise ConfigError(f"{where}: {key}: unknown key {unknown[0]!r}.{hint} Known: {', '.join(fields)}")
+    values = {name: _coerce(hints[name], value, where, f"{key}.{name}") for name, value in data.items()}
     return cls(**values)
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    where = f"{source}: {key}"
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return build(hint, value, where)
+        return build(hint, value, source, key)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
         (inner,) = [o for o in options if o is not type(None)]
-        return _coerce(inner, value, where)
+        return _coerce(inner, value, source, key)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         (inner,) = typing.get_args(hint)
-        return [_coerce(inner, v, where) for v in value]
+        return [_coerce(inner, v, source, key) for v in value]
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")

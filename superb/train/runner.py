@@ -84,7 +84,8 @@ def resolve_config(args: FitArgs, saved: dict[str, Any] | None = None) -> Config
                                                             default_config_path(task))
     if args.override:
         apply_overrides(data, args.override)
-    config = build(Config, data, args.config or f"config of task {task!r}")
+    where = args.config or f"task {task!r}"
+    config = build(Config, data, where)
     if args.layer is not None:
         config.featurizer.layer = args.layer
     if args.fold is not None:
@@ -93,7 +94,7 @@ def resolve_config(args: FitArgs, saved: dict[str, Any] | None = None) -> Config
         config.data.preload = True
     if args.workers is not None:
         config.data.num_workers = args.workers
-    return validate(config, args.config or f"config of task {task!r}")
+    return validate(config, where)
 
 
 def find_task_store(features: Path, corpus: str | None, hint: str | None = None) -> Path:
@@ -268,7 +269,6 @@ def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Pat
         if ctx.main:
             for path in _run_files(expdir):  # killed before its first checkpoint: start over, cleanly
                 path.unlink()
-    expdir.mkdir(parents=True, exist_ok=True)
     if ctx.distributed and ctx.main:
         print(f"distributed: {ctx.world} processes × batch {batch} × accumulation {accumulate} = effective batch "
               f"{ctx.world * batch * accumulate} (the config's {config.data.batch_size} × "
@@ -288,6 +288,7 @@ def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Pat
             _forget_after(expdir, trainer.progress.step)
     elif init_ckpt is not None:
         trainer.load(load_checkpoint(init_ckpt), weights_only=True)
+    expdir.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty expdir
     if ctx.main:
         _write_run_files(expdir, args, config)
     trainer.fit(on_step=on_step)
