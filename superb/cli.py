@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for user errors; Ctrl-C says how to resume."""
     import warnings
 
+    from superb.launcher import follow_launcher
+
+    follow_launcher()  # under torchrun: first thing, so a launcher killed while we start up is noticed
     warnings.formatwarning = _one_line_warning  # e.g. RANDOM WEIGHTS: said once, plainly
     try:
         app(args=argv, standalone_mode=False)

@@ -4,7 +4,8 @@
 ``WORLD_SIZE`` and ``LOCAL_RANK`` set (and ``MASTER_ADDR``/``MASTER_PORT`` for the rendezvous; across
 machines, ``--nnodes`` and ``--rdzv-endpoint``). Without them a run is one process and every helper here
 is a no-op, so single-process code paths stay as they were. The process group uses NCCL when each
-process has a GPU and gloo otherwise (CPU runs and the tests).
+process has a GPU and gloo otherwise (CPU runs and the tests). A worker ends when the torchrun agent does
+(``superb.launcher``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from superb.launcher import follow_launcher
 
 # Rank 0 may evaluate (ASR with a language model) or scan a corpus for a long time while the others wait
 # in a collective; the default 30 minutes would kill such runs.
@@ -54,6 +57,7 @@ def context() -> Context:
 
 def init(device: torch.device | None = None) -> Context:
     """Join the process group once (a no-op for one process); returns this process's context."""
+    follow_launcher()  # the CLI has armed it already; library callers under torchrun get it here
     ctx = context()
     if ctx.distributed and not dist.is_initialized():
         use_nccl = device is not None and device.type == "cuda"

@@ -1,4 +1,5 @@
-"""``torchrun -m superb extract``: processes share a store by done groups and leave the bytes of one process.
+"""``torchrun -m superb extract``: processes share a store by done groups and leave the bytes of one process;
+they stop with their launcher, and a rerun resumes.
 
 Two CPU processes (gloo) on a tiny Speech Commands copy, through the CLI as a user runs it. The upstream is
 ``slow_upstream:SlowWavLM`` (tiny random WavLM that sleeps per batch) so a run can be killed mid-way. The
@@ -24,6 +25,7 @@ from superb.extract import extraction
 from superb.extract.extraction import ExtractRequest, extract
 from superb.stores.base import open_store
 from superb.stores.layout import SplitLayout
+from superb.testing.cli import process_alive
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
@@ -101,13 +103,14 @@ def test_one_and_two_processes_write_the_same_bytes(reference, speech_commands_r
         assert store.completeness() == {"train": (40, 40)}
 
 
-def _worker(agent: int, rank: str) -> int | None:
-    """The pid of torchrun's worker of ``rank`` (workers run in sessions of their own: kill them by pid)."""
+def _workers(agent: int) -> dict[str, int]:
+    """torchrun's worker pids by rank (workers run in sessions of their own: kill them by pid)."""
+    found = {}
     for pid in Path(f"/proc/{agent}/task/{agent}/children").read_text().split():
         env = dict(kv.split(b"=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in kv)
-        if env.get(b"RANK") == rank.encode():
-            return int(pid)
-    return None
+        if b"RANK" in env:
+            found[env[b"RANK"].decode()] = int(pid)
+    return found
 
 
 def test_kill_one_rank_then_rerun_resumes(reference, speech_commands_root, tmp_path):
@@ -125,7 +128,7 @@ def test_kill_one_rank_then_rerun_resumes(reference, speech_commands_root, tmp_p
                 flags = np.zeros(2, dtype=bool)
             half = len(flags) // 2  # rank 0 writes the first half, rank 1 the second
             if flags[:half].any() and flags[half:].any() and not flags[half:].all():
-                pid = _worker(proc.pid, "1")
+                pid = _workers(proc.pid).get("1")
                 if pid is not None:
                     os.kill(pid, signal.SIGKILL)
                     killed = True
@@ -145,6 +148,47 @@ def test_kill_one_rank_then_rerun_resumes(reference, speech_commands_root, tmp_p
     assert rerun.returncode == 0, rerun.stderr
     pending, total = _pending(rerun.stderr)
     assert pending == total - int(flags.sum()) and 0 < pending < total  # finished blocks were skipped
+    assert_same_store(reference, store)
+
+
+def test_workers_end_with_a_killed_launcher_and_the_rerun_resumes(reference, speech_commands_root, tmp_path):
+    """SIGKILL torchrun's agent mid-way: its workers stop within seconds (they ran on as orphans before
+    ``superb.launcher``); the same command then finishes the same bytes."""
+    command = _torchrun(2, _args(speech_commands_root, tmp_path))
+    store = tmp_path / "speech_commands"
+    slowed = {**ENV, "SLOW_UPSTREAM_SECONDS": "1"}  # 56 batches a rank: a minute, were they left to finish
+    agent = subprocess.Popen(command, env=slowed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    workers: dict[str, int] = {}
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and agent.poll() is None and not workers:
+            try:
+                if _flags(store).any():  # the workers are writing
+                    workers = _workers(agent.pid)
+            except Exception:  # no store yet
+                pass
+            time.sleep(0.05)
+        assert sorted(workers) == ["0", "1"] and agent.poll() is None, "the run ended before it could be killed"
+        agent.kill()
+        agent.wait()
+        deadline = time.time() + 15  # a liveness bound, not a timing
+        while any(map(process_alive, workers.values())) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not any(map(process_alive, workers.values()))
+    finally:
+        for pid in workers.values():
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    flags = _flags(store)
+    assert 0 < flags.sum() < len(flags)  # stopped mid-way, not finished
+
+    rerun = _run(command)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _pending(rerun.stderr)[0] == len(flags) - int(flags.sum())  # finished blocks were skipped
     assert_same_store(reference, store)
 
 

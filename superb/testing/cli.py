@@ -26,6 +26,14 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+def process_alive(pid: int) -> bool:
+    """``pid`` still runs (Linux ``/proc``); a zombie, ended but not yet collected by its parent, is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def read_results(expdir: Path) -> dict[str, Any]:
     """An expdir's ``results.json``."""
     return json.loads((Path(expdir) / "results.json").read_text())
