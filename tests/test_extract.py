@@ -103,6 +103,21 @@ def test_rerun_is_a_noop_and_other_upstream_is_refused(fbank_store, generic_dir)
     assert_same_bytes(before, all_features(fbank_store))
 
 
+def test_a_store_made_with_the_earlier_cmvn_is_refused(fbank_store):
+    """Stores from before s3prl's CMVN (biased std + 1e-5) have no ``cmvn_std``: adding to one would mix recipes."""
+    from superb.errors import StoreError
+    from superb.extract.extraction import check_same_store
+
+    with open_store(fbank_store) as store:
+        attrs = store.attrs
+    assert attrs["upstream"]["config"]["cmvn_std"] == "unbiased+1e-10"
+    old = json.loads(json.dumps(attrs))
+    del old["upstream"]["config"]["cmvn_std"]
+    check_same_store(fbank_store, attrs, attrs)
+    with pytest.raises(StoreError, match="cmvn_std"):
+        check_same_store(fbank_store, old, attrs)
+
+
 def test_a_kill_between_the_last_flags_and_done_is_repaired(fbank_store, generic_dir, tmp_path):
     """Every shard_done flag written, ``done`` not yet: the rerun derives ``done`` and computes nothing."""
     import shutil
