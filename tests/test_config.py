@@ -60,6 +60,15 @@ def test_overrides_apply_and_are_type_checked():
         load_config(default_config_path("ks"), "config.data.balanced=3")
 
 
+def test_a_value_of_several_types_takes_the_first_it_fits():
+    """``data.lexicon`` is one file or a list of them (s3prl's libriphone reads two)."""
+    assert load_config(default_config_path("pr"), "config.data.lexicon=a.txt").data.lexicon == "a.txt"
+    assert load_config(default_config_path("pr"), "config.data.lexicon=[a.txt, b.txt]").data.lexicon == ["a.txt",
+                                                                                                          "b.txt"]
+    with pytest.raises(ConfigError, match="lexicon must be str or list\\[str\\], got 3"):
+        load_config(default_config_path("pr"), "config.data.lexicon=3")
+
+
 def test_unknown_keys_fail_with_a_suggestion():
     with pytest.raises(ConfigError, match="unknown key 'totl_steps'. Did you mean 'total_steps'"):
         load_config(default_config_path("ks"), "config.runner.totl_steps=5")

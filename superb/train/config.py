@@ -59,7 +59,7 @@ class DataConfig:
     dev_ratio: float = 0.2  # ER: share of the training sessions' utterances held out as dev
     fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
     num_classes: int = 4  # example: random labels over this many classes
-    lexicon: str | None = None  # pr: a LibriSpeech-format lexicon file instead of CMUdict
+    lexicon: str | list[str] | None = None  # pr: LibriSpeech-format lexicon file(s), read in order; None: CMUdict
     trials: str = "veri_test.txt"  # asv: the test trial list (a path, or a list file in the corpus root)
     dev_speakers: int = 40  # asv (protocol dev): training speakers held out for the dev trial list
     dev_trials: int = 8  # asv: dev trials per held-out utterance (half target, half non-target)
@@ -247,8 +247,16 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _coerce(inner, value, where)
+        inner = [o for o in options if o is not type(None)]
+        if len(inner) == 1:
+            return _coerce(inner[0], value, where)
+        for option in inner:  # e.g. str | list[str]: the first type the value fits
+            try:
+                return _coerce(option, value, where)
+            except ConfigError:
+                pass
+        names = " or ".join(getattr(o, "__name__", None) if typing.get_origin(o) is None else str(o) for o in inner)
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")
