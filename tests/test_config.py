@@ -99,3 +99,25 @@ def test_learning_rate_schedules():
     constant = OptimizerConfig()
     assert lr_factor(0, constant, 100) == lr_factor(99, constant, 100) == 1.0
     assert load_config(default_config_path("example")).optimizer.scheduler == "linear_schedule_with_warmup"
+
+
+def test_asv_optimizer_is_the_one_s3prls_config_builds():
+    """s3prl's sv_voxceleb1 block goes through ``get_TorchOptim``: ``getattr(torch.optim, torch_optim_name)``
+    called on every trainable parameter with the remaining keys, so torch's defaults fill the rest
+    (AdamW's weight decay 0.01 among them)."""
+    import torch
+
+    from superb.train.trainer import make_optimizer
+
+    s3prl_block = {"name": "TorchOptim", "torch_optim_name": "AdamW", "lr": 1.0e-4}  # sv_voxceleb1/config.yaml
+    kwargs = {k: v for k, v in s3prl_block.items() if k not in ("name", "torch_optim_name")}
+    params = list(torch.nn.Linear(3, 2).parameters())
+    theirs = getattr(torch.optim, s3prl_block["torch_optim_name"])(params, **kwargs)
+    ours = make_optimizer(params, load_config(default_config_path("asv")).optimizer)
+
+    def groups(optimizer):
+        return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+    assert type(ours) is type(theirs) and groups(ours) == groups(theirs)
+    assert [g["params"] for g in ours.param_groups] == [params] and groups(ours)[0]["weight_decay"] == 0.01
+

@@ -37,10 +37,10 @@ class RunnerConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW
+    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW: the torch.optim classes
     lr: float = 1.0e-4
     eps: float = 1.0e-8
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # torch's AdamW default is 0.01: a config copying s3prl's TorchOptim AdamW says so
     scheduler: str = "constant"  # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
     warmup_steps: int = 0
 
