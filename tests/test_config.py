@@ -121,3 +121,23 @@ def test_asv_optimizer_is_the_one_s3prls_config_builds():
     assert type(ours) is type(theirs) and groups(ours) == groups(theirs)
     assert [g["params"] for g in ours.param_groups] == [params] and groups(ours)[0]["weight_decay"] == 0.01
 
+
+# s3prl 0.4.18 downstream/ctc/snips.yaml's specaug block as written (downstream/asr/config.yaml has the same)
+S3PRL_SPECAUG = {"adaptive": False, "adaptive_number_ratio": 0.04, "adaptive_size_ratio": 0.04,
+                 "max_n_time_masks": 20, "apply_time_warp": True, "apply_time_mask": True, "apply_freq_mask": True,
+                 "time_warp_window": 5, "time_mask_width_range": [0, 40], "freq_mask_width_range": [0, 50],
+                 "num_freq_mask": 4, "num_time_mask": 2}
+
+
+@pytest.mark.parametrize("task", ["sf", "asr"])
+def test_specaug_blocks_are_s3prls_key_by_key(task):
+    """Our keys in s3prl's names: a part switched off is 0 masks here, and a width ``w`` draws from
+    ``[0, w)`` as s3prl's range ``[0, w]`` (``torch.randint``'s open end)."""
+    cfg = load_config(default_config_path(task)).specaug
+    ours = {"adaptive": cfg.adaptive, "adaptive_number_ratio": cfg.adaptive_number_ratio,
+            "adaptive_size_ratio": cfg.adaptive_size_ratio, "max_n_time_masks": cfg.max_n_time_masks,
+            "apply_time_warp": cfg.time_warp, "apply_time_mask": cfg.num_time_mask > 0,
+            "apply_freq_mask": cfg.num_freq_mask > 0, "time_warp_window": cfg.time_warp_window,
+            "time_mask_width_range": [0, cfg.time_mask_width], "freq_mask_width_range": [0, cfg.freq_mask_width],
+            "num_freq_mask": cfg.num_freq_mask, "num_time_mask": cfg.num_time_mask}
+    assert cfg.enabled and ours == S3PRL_SPECAUG

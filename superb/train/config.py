@@ -86,10 +86,10 @@ class SpecAugConfig:
     enabled: bool = False
     time_warp: bool = True  # s3prl's apply_time_warp: bicubic stretch around a random centre
     time_warp_window: int = 5  # frames the centre may move
-    num_time_mask: int = 2
-    time_mask_width: int = 40  # frames, widths drawn from [0, this]
-    num_freq_mask: int = 4
-    freq_mask_width: int = 50  # feature dims, widths drawn from [0, this]
+    num_time_mask: int = 2  # 0: s3prl's apply_time_mask false
+    time_mask_width: int = 40  # frames, widths drawn from [0, this): s3prl's time_mask_width_range [0, this]
+    num_freq_mask: int = 4  # 0: s3prl's apply_freq_mask false
+    freq_mask_width: int = 50  # feature dims, widths from [0, this): s3prl's freq_mask_width_range [0, this]
     adaptive: bool = False  # s3prl's adaptive time masks: their number and width scale with the length
     adaptive_number_ratio: float = 0.04
     adaptive_size_ratio: float = 0.04
