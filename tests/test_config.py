@@ -141,3 +141,14 @@ def test_specaug_blocks_are_s3prls_key_by_key(task):
             "time_mask_width_range": [0, cfg.time_mask_width], "freq_mask_width_range": [0, cfg.freq_mask_width],
             "num_freq_mask": cfg.num_freq_mask, "num_time_mask": cfg.num_time_mask}
     assert cfg.enabled and ours == S3PRL_SPECAUG
+
+
+def test_dev_sampling_names_and_tasks_are_checked():
+    from superb.train.runner import FitArgs, build_run
+
+    assert load_config(default_config_path("ks")).data.dev_sampling == "full"
+    with pytest.raises(ConfigError, match="data.dev_sampling 'balanced' is not one of full, s3prl_balanced"):
+        load_config(default_config_path("ks"), "config.data.dev_sampling=balanced")
+    config = load_config(default_config_path("sid"), "config.data.dev_sampling=s3prl_balanced")
+    with pytest.raises(ConfigError, match="s3prl's dev protocol for ks only; s3prl scores task 'sid' on its whole"):
+        build_run(FitArgs(task="sid", features="/nonexistent"), config)

@@ -56,6 +56,7 @@ class DataConfig:
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
     crop_seconds: float | None = None  # random train crops (SID: 8 s), on frames
     balanced: bool = False  # class-balanced sampling of train (KS)
+    dev_sampling: str = "full"  # every dev item once; "s3prl_balanced": s3prl's class-balanced draws (KS)
     dev_ratio: float = 0.2  # ER: share of the training sessions' utterances held out as dev
     fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
     num_classes: int = 4  # example: random labels over this many classes
@@ -154,6 +155,7 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
 SCHEDULERS = ("constant", "linear_schedule_with_warmup")
 CTC_HEADS = ("linear", "rnn")
 PROTOCOLS = ("dev", "s3prl")
+DEV_SAMPLINGS = ("full", "s3prl_balanced")
 BEST_CHECKPOINT = {"dev": "dev-best.ckpt", "test": "test-best.ckpt"}  # the selected model, by the role chosen on
 
 
@@ -177,6 +179,9 @@ def validate(config: Config, where: str) -> Config:
                           f"{', '.join(SCHEDULERS)}")
     if runner.protocol not in PROTOCOLS:
         raise ConfigError(f"{where}: runner.protocol {runner.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if config.data.dev_sampling not in DEV_SAMPLINGS:
+        raise ConfigError(f"{where}: data.dev_sampling {config.data.dev_sampling!r} is not one of "
+                          f"{', '.join(DEV_SAMPLINGS)}")
     if config.model.head not in CTC_HEADS:
         raise ConfigError(f"{where}: model.head {config.model.head!r} is not one of {', '.join(CTC_HEADS)}")
     if config.data.batch_size < 1 or config.data.eval_batch_size < 1:
