@@ -37,10 +37,10 @@ class RunnerConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW
+    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW: the torch.optim classes
     lr: float = 1.0e-4
     eps: float = 1.0e-8
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # torch's AdamW default is 0.01: a config copying s3prl's TorchOptim AdamW says so
     scheduler: str = "constant"  # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
     warmup_steps: int = 0
 
@@ -56,6 +56,7 @@ class DataConfig:
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
     crop_seconds: float | None = None  # random train crops (SID: 8 s), on frames
     balanced: bool = False  # class-balanced sampling of train (KS)
+    dev_sampling: str = "full"  # every dev item once; "s3prl_balanced": s3prl's class-balanced draws (KS)
     dev_ratio: float = 0.2  # ER: share of the training sessions' utterances held out as dev
     fold: int | None = None  # ER: the IEMOCAP session left out as test (1..5)
     num_classes: int = 4  # example: random labels over this many classes
@@ -86,10 +87,10 @@ class SpecAugConfig:
     enabled: bool = False
     time_warp: bool = True  # s3prl's apply_time_warp: bicubic stretch around a random centre
     time_warp_window: int = 5  # frames the centre may move
-    num_time_mask: int = 2
-    time_mask_width: int = 40  # frames, widths drawn from [0, this]
-    num_freq_mask: int = 4
-    freq_mask_width: int = 50  # feature dims, widths drawn from [0, this]
+    num_time_mask: int = 2  # 0: s3prl's apply_time_mask false
+    time_mask_width: int = 40  # frames, widths drawn from [0, this): s3prl's time_mask_width_range [0, this]
+    num_freq_mask: int = 4  # 0: s3prl's apply_freq_mask false
+    freq_mask_width: int = 50  # feature dims, widths from [0, this): s3prl's freq_mask_width_range [0, this]
     adaptive: bool = False  # s3prl's adaptive time masks: their number and width scale with the length
     adaptive_number_ratio: float = 0.04
     adaptive_size_ratio: float = 0.04
@@ -154,6 +155,7 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
 SCHEDULERS = ("constant", "linear_schedule_with_warmup")
 CTC_HEADS = ("linear", "rnn")
 PROTOCOLS = ("dev", "s3prl")
+DEV_SAMPLINGS = ("full", "s3prl_balanced")
 BEST_CHECKPOINT = {"dev": "dev-best.ckpt", "test": "test-best.ckpt"}  # the selected model, by the role chosen on
 
 
@@ -177,6 +179,9 @@ def validate(config: Config, where: str) -> Config:
                           f"{', '.join(SCHEDULERS)}")
     if runner.protocol not in PROTOCOLS:
         raise ConfigError(f"{where}: runner.protocol {runner.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if config.data.dev_sampling not in DEV_SAMPLINGS:
+        raise ConfigError(f"{where}: data.dev_sampling {config.data.dev_sampling!r} is not one of "
+                          f"{', '.join(DEV_SAMPLINGS)}")
     if config.model.head not in CTC_HEADS:
         raise ConfigError(f"{where}: model.head {config.model.head!r} is not one of {', '.join(CTC_HEADS)}")
     if config.data.batch_size < 1 or config.data.eval_batch_size < 1:
