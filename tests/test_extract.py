@@ -123,6 +123,17 @@ def test_a_kill_between_the_last_flags_and_done_is_repaired(fbank_store, generic
     assert_same_bytes(before, all_features(copy))
 
 
+def test_a_split_listed_without_its_arrays_is_named(fbank_store, generic_dir, tmp_path):
+    damaged = tmp_path / "fbank" / "generic"
+    shutil.copytree(fbank_store, damaged)
+    shutil.rmtree(damaged / "all" / "done")
+    line = one_error_line(superb("inspect", str(damaged)))
+    assert str(damaged) in line and "all/done is missing" in line
+    line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir),
+                                 "--out", str(damaged.parent), "-q"))
+    assert "all/done is missing" in line
+
+
 def test_zarr_and_hdf5_hold_the_same_values(fbank_store, generic_dir, tmp_path):
     result = superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir), "--out",
                     str(tmp_path), "--format", "hdf5", "-q", *SMALL_LAYOUT)

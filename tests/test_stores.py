@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -192,3 +194,18 @@ def test_fast_reader_is_thread_safe_across_many_shards(tmp_path):
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def test_inspect_says_empty_before_any_split(tmp_path):
+    """A store whose first split was never added (e.g. killed right after creating it) is empty, not complete."""
+    from superb.testing.cli import run_superb
+
+    path = tmp_path / "generic"
+    STORE_FORMATS.get("zarr").writer(path).prepare(_attrs({"chunk_frames": 4, "shard_frames": 8, "block_shards": 2,
+                                                            "batch_seconds": 1.0}), {})
+    report = run_superb("inspect", str(path), "--json")
+    assert report.returncode == 0, report.stderr
+    report = json.loads(report.stdout)
+    assert report["state"] == "empty" and not report["complete"] and report["splits"] == {}
+    text = run_superb("inspect", str(path))
+    assert text.returncode == 0 and "empty" in text.stdout and "complete" not in text.stdout

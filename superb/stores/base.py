@@ -27,6 +27,7 @@ from superb.stores.layout import SplitLayout
 
 FORMAT_VERSION = 1
 MANIFEST_COLUMNS = ("id", "split", "path", "num_samples", "duration", "start", "frames", "meta")
+SPLIT_ARRAYS = ("features", "offsets", "ids", "done", "shard_done")
 
 
 @dataclass
@@ -224,6 +225,19 @@ class FeatureStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def split_group(path: Path, root: Any, name: str) -> Any:
+    """The group of split ``name`` (Zarr or HDF5 ``root``), once all its arrays are there.
+
+    A split listed in the attrs without its arrays is a damaged store (before writer locks, two runs at
+    once could leave one); say which array is missing rather than fail somewhere inside zarr or h5py.
+    """
+    missing = next((f"{name}/{array}" for array in SPLIT_ARRAYS if f"{name}/{array}" not in root), None)
+    if missing is not None:
+        raise StoreError(f"{path}: split {name!r} is listed but {missing} is missing (a damaged store); "
+                         "delete the store and extract again")
+    return root[name]
 
 
 def check_format_version(path: Path, attrs: dict[str, Any]) -> None:

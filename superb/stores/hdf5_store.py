@@ -21,16 +21,18 @@ import numpy as np
 from superb.errors import StoreError
 from superb.stores.base import (
     MANIFEST_COLUMNS,
+    SPLIT_ARRAYS,
     FeatureStore,
     SplitData,
     SplitView,
     into,
     manifest_columns,
     records_from_columns,
+    split_group,
 )
 from superb.stores.zarr_store import ZarrStore, ZarrWriter
 
-SPLIT_ARRAYS = ("offsets", "ids", "done", "shard_done")
+COPIED_ARRAYS = tuple(a for a in SPLIT_ARRAYS if a != "features")  # features are copied shard by shard
 
 
 def _staging(path: Path) -> Path:
@@ -135,7 +137,7 @@ def _publish(sources: list[FeatureStore], target: Path) -> None:
         for name, source in splits.items():
             src = source._split_group(name)
             group = out.create_group(name)
-            for array in SPLIT_ARRAYS:
+            for array in COPIED_ARRAYS:
                 _dataset(group, array, np.asarray(src[array][:]))
             features = src["features"]
             total = features.shape[0]
@@ -177,7 +179,7 @@ class Hdf5Store(FeatureStore):
         return self._handle
 
     def _split_group(self, name: str) -> h5py.Group:
-        return self.handle[name]
+        return split_group(self.path, self.handle, name)
 
     def manifest(self) -> list[dict[str, Any]]:
         if self._records is None:
@@ -188,7 +190,7 @@ class Hdf5Store(FeatureStore):
         return self._records
 
     def _split(self, name: str) -> SplitView:
-        group = self.handle[name]
+        group = self._split_group(name)
         return SplitView(
             name=name,
             ids=np.asarray(group["ids"].asstr()[:]),
