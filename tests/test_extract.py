@@ -123,6 +123,25 @@ def test_a_kill_between_the_last_flags_and_done_is_repaired(fbank_store, generic
     assert_same_bytes(before, all_features(copy))
 
 
+def test_a_second_writer_is_refused_until_the_first_is_killed(fbank_store, generic_dir):
+    """Another process holds the store's writer lock: extract names its PID; after kill -9 a rerun proceeds."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from superb.stores.lock import WriterLock; "
+         "WriterLock(Path(sys.argv[1])).claim(); print('held', flush=True); time.sleep(300)", str(fbank_store)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir), "--out",
+                str(fbank_store.parent), "-q"]
+        line = one_error_line(superb(*args))
+        assert str(fbank_store) in line and f"PID {holder.pid} on" in line
+    finally:
+        holder.kill()  # SIGKILL: the OS drops its lock
+        holder.wait()
+    rerun = superb(*args)
+    assert rerun.returncode == 0, rerun.stderr
+
+
 def test_a_split_listed_without_its_arrays_is_named(fbank_store, generic_dir, tmp_path):
     damaged = tmp_path / "fbank" / "generic"
     shutil.copytree(fbank_store, damaged)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import numpy as np
 import pytest
@@ -194,6 +196,25 @@ def test_fast_reader_is_thread_safe_across_many_shards(tmp_path):
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def test_writer_lock_refuses_another_run_while_any_process_of_the_first_holds_it(tmp_path):
+    """flock locks belong to open files, so one process can play both runs (every PID is this one's)."""
+    from superb.stores.lock import WriterLock
+
+    store = tmp_path / "generic"
+    rank0, peer = WriterLock(store), WriterLock(store)
+    rank0.claim()
+    peer.join()  # torchrun: the other processes share rank 0's lock
+    with pytest.raises(StoreError, match=f"another superb extract is writing this store \\(PID {os.getpid()} on"):
+        WriterLock(store).claim()
+    rank0.release()  # rank 0 finished first: its peer still holds the store
+    with pytest.raises(StoreError, match=f"PID {os.getpid()}"):
+        WriterLock(store).claim()
+    peer.release()
+    with WriterLock(store) as again:
+        again.claim()
+        assert (tmp_path / "generic.lock").read_text().splitlines() == [f"{os.getpid()} {socket.gethostname()}"]
 
 
 def test_inspect_says_empty_before_any_split(tmp_path):

@@ -16,6 +16,8 @@ Processes leave ``done`` alone while they work; the one that finds every shard w
 split (the last one) derives ``done`` from ``shard_done``. A killed run leaves ``done`` behind, never
 ahead; the next run's rank 0 repairs it before anyone starts, and rerunning the same command resumes
 each process's pending blocks. ``--format hdf5`` (one file) is refused under ``torchrun``.
+
+One run writes a store at a time (``superb.stores.lock``: rank 0 claims the lock, its peers share it).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from superb.stores.layout import (
     SplitLayout,
     default_chunk_frames,
 )
+from superb.stores.lock import WriterLock
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 DONE_GROUPS = 64  # at most this many done groups per split: the units processes of torchrun share out
@@ -189,27 +192,32 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
     device = distributed.device_for(ctx, resolve_device(req.device))
     distributed.init(device)
 
-    failure: Exception | None = None
-    if ctx.main:
-        try:
-            _prepare(fmt.writer(path), path, corpus, splits, upstream, layers, req, ctx)
-        except Exception as exc:
-            failure = exc
-    # the others wait here until the store exists, then read it as rank 0 left it; if rank 0 failed,
-    # every process stops with its one line
-    said = (None if failure is None else str(failure) if isinstance(failure, SuperbError)
-            else "rank 0 failed while preparing the store (see its traceback)")
-    said = distributed.broadcast(said)
-    if failure is not None:
-        raise failure
-    if said is not None:
-        raise StoreError(said)
+    with WriterLock(path) as lock:  # held until this process is done with the store (see superb.stores.lock)
+        failure: Exception | None = None
+        if ctx.main:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock.claim()
+                _prepare(fmt.writer(path), path, corpus, splits, upstream, layers, req, ctx)
+            except Exception as exc:
+                failure = exc
+        # the others wait here until the store exists, then read it as rank 0 left it; if rank 0 failed,
+        # every process stops with its one line
+        said = (None if failure is None else str(failure) if isinstance(failure, SuperbError)
+                else "rank 0 failed while preparing the store (see its traceback)")
+        said = distributed.broadcast(said)
+        if failure is not None:
+            raise failure
+        if said is not None:
+            raise StoreError(said)
+        if not ctx.main:
+            lock.join()
 
-    writer: StoreWriter = fmt.writer(path)
-    runner = _Runner(upstream, layers, req, writer.existing_attrs()["layout"], device, ctx)
-    complete = [runner.run_split(writer, name) for name in splits]
-    if all(complete):
-        writer.finish()
+        writer: StoreWriter = fmt.writer(path)
+        runner = _Runner(upstream, layers, req, writer.existing_attrs()["layout"], device, ctx)
+        complete = [runner.run_split(writer, name) for name in splits]
+        if all(complete):
+            writer.finish()
     distributed.finish()
     return path
 
@@ -217,7 +225,6 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
 def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str], upstream: Upstream,
              layers: list[int], req: ExtractRequest, ctx: distributed.Context) -> None:
     """Create the store or add the missing splits, and repair ``done`` after a kill (rank 0 only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     existing = writer.existing_attrs()
     layout_attrs = existing["layout"] if existing else default_layout(upstream, len(layers), req)
     attrs = store_attrs(upstream, corpus, layers, req, layout_attrs)
