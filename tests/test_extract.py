@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 from superb.stores.base import open_store
 from superb.testing.cli import one_error_line, run_superb
@@ -151,6 +152,39 @@ def test_a_split_listed_without_its_arrays_is_named(fbank_store, generic_dir, tm
     line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir),
                                  "--out", str(damaged.parent), "-q"))
     assert "all/done is missing" in line
+
+
+def test_a_store_refuses_another_corpus_and_follows_a_moved_one(generic_dir, tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    shutil.copytree(generic_dir, corpus)
+
+    def extract(root: Path) -> subprocess.CompletedProcess:
+        return superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(root), "--out", str(out), "-q",
+                      *SMALL_LAYOUT)
+
+    assert extract(corpus).returncode == 0
+    store = out / "generic"
+    before = all_features(store)
+    bigger = tmp_path / "bigger"
+    shutil.copytree(generic_dir, bigger)
+    first = sorted(bigger.rglob("*.wav"))[0]
+    shutil.copy(first, first.with_name("extra.wav"))
+    line = one_error_line(extract(bigger))  # once said "store complete" over the old list
+    assert f"split 'all' of the store holds other utterances than the corpus at {bigger.resolve()}" in line
+    assert f"store {len(before)} utterances, corpus {len(before) + 1}; 1 not in the store" in line
+
+    moved = tmp_path / "moved"
+    corpus.rename(moved)  # the old paths are gone: a resume must read the new ones
+    group = zarr.open_group(str(store), mode="a")
+    group["all"]["shard_done"][:] = False
+    group["all"]["done"][:] = False
+    again = extract(moved)
+    assert again.returncode == 0, again.stderr
+    assert f"the corpus moved (root {corpus.resolve()} -> {moved.resolve()}" in again.stderr
+    with open_store(store) as opened:
+        assert opened.attrs["corpus"]["root"] == str(moved.resolve())
+        assert all(r["path"].startswith(str(moved.resolve())) for r in opened.manifest())
+    assert_same_bytes(before, all_features(store))
 
 
 def test_zarr_and_hdf5_hold_the_same_values(fbank_store, generic_dir, tmp_path):

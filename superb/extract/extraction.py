@@ -17,7 +17,8 @@ split (the last one) derives ``done`` from ``shard_done``. A killed run leaves `
 ahead; the next run's rank 0 repairs it before anyone starts, and rerunning the same command resumes
 each process's pending blocks. ``--format hdf5`` (one file) is refused under ``torchrun``.
 
-One run writes a store at a time (``superb.stores.lock``: rank 0 claims the lock, its peers share it).
+One run writes a store at a time (``superb.stores.lock``: rank 0 claims the lock, its peers share it), and a
+rerun must list the utterances the store holds (``superb.extract.corpus_match``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from superb import distributed
 from superb.errors import ConfigError, StoreError, SuperbError
 from superb.extract import audio
 from superb.extract.corpora.base import Corpus
+from superb.extract.corpus_match import check_same_utterances, moved
 from superb.extract.upstreams.base import Upstream, parse_layers
 from superb.registry import CORPORA, STORE_FORMATS, UPSTREAMS
 from superb.stores.base import FORMAT_VERSION, SplitData, StoreWriter
@@ -237,13 +239,23 @@ def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str],
             _say(f"resuming with the store's --batch-seconds {layout_attrs['batch_seconds']} "
                  "(so every block is computed as before)")
 
-    stored = set(existing.get("splits", [])) if existing else set()
-    new_splits = [s for s in splits if s not in stored]
+    # the splits this run touches must hold what the corpus lists now; after a move, all of them must
+    held = writer.stored_records() if existing else {}
+    touched = {name: held[name] for name in splits if name in held}
+    new_splits = [s for s in splits if s not in held]
+    listed = _records(corpus, [*touched, *new_splits])
+    check_same_utterances(path, str(corpus.root), touched, listed)
+    change = moved(existing["corpus"], attrs["corpus"], touched, listed) if existing else None
+    if change:
+        listed.update(_records(corpus, [name for name in held if name not in touched]))
+        check_same_utterances(path, str(corpus.root), held, listed)
+        _say(f"{path}: the corpus moved ({change}), its utterances are the same; the store now records "
+             f"{corpus.root}")
+        writer.relocate(attrs["corpus"], [r for name in held for r in listed[name]])
     if new_splits or not existing:
-        utterances = corpus.utterances(new_splits)
         by_split: dict[str, SplitData] = {}
         for name in new_splits:
-            records = [u.to_record() for u in utterances if u.split == name]
+            records = listed[name]
             frames = [upstream.spec.num_frames(r["num_samples"]) for r in records]
             layout = SplitLayout.from_frame_counts(frames, layout_attrs["shard_frames"],
                                                    layout_attrs["block_shards"])
@@ -251,6 +263,16 @@ def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str],
         writer.prepare(attrs, by_split)
     for name in splits:  # a kill between a block's shard_done and done writes leaves done behind
         writer.repair_done(name)
+
+
+def _records(corpus: Corpus, splits: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each split → the manifest rows of its utterances as the corpus lists them now, in layout order (none
+    for a split the store holds but this corpus lacks: ``check_same_utterances`` then names the difference)."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
+    known = [name for name in splits if name in corpus.splits]
+    for utterance in corpus.utterances(known) if known else []:
+        out[utterance.split].append(utterance.to_record())
+    return out
 
 
 def _say(text: str, style: str = "yellow") -> None:

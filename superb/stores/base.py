@@ -73,6 +73,15 @@ def records_from_columns(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]
     ]
 
 
+def by_split(splits: Sequence[str], read: Callable[[list[str]], list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each of ``splits`` → its manifest rows, from ``read(splits)`` (rows of those splits, in layout order)."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
+    for record in read(list(splits)):
+        if record["split"] in out:
+            out[record["split"]].append(record)
+    return out
+
+
 class StoreWriter(Protocol):
     """Writes one store. Single-writer per shard; every call leaves the store readable."""
 
@@ -83,6 +92,12 @@ class StoreWriter(Protocol):
 
     def prepare(self, attrs: dict[str, Any], splits: dict[str, SplitData]) -> None:
         """Create the store, or add splits that are missing; never touches existing splits' data."""
+
+    def stored_records(self) -> dict[str, list[dict[str, Any]]]:
+        """Every split the store holds → its manifest rows, in layout order (nothing before ``prepare``)."""
+
+    def relocate(self, corpus: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Record a moved corpus: the ``corpus`` attr and the manifest rows (same utterances, new paths)."""
 
     def shard_done(self, split: str) -> np.ndarray:
         """Per-shard written mask of a split."""

@@ -20,6 +20,7 @@ from superb.stores.base import (
     FeatureStore,
     SplitData,
     SplitView,
+    by_split,
     into,
     manifest_columns,
     records_from_columns,
@@ -111,20 +112,33 @@ class ZarrWriter:
             _write_column(group, "shard_done", np.zeros(data.layout.num_shards, dtype=bool), flags)
             if data.layout.num_shards == 0:  # nothing to compute: every (empty) utterance is done
                 self.repair_done(name)
-        # The manifest covers old and new splits. It is written as a new group, and the attribute that
-        # names it is switched together with the split list (one atomic zarr.json write): a kill at
-        # any point leaves either the old manifest and splits or the new ones, never a partial one.
         records = self._existing_records(existing)
         for name in new:
             records.extend(splits[name].records)
-        old_manifest = root.attrs.get("manifest", "manifest")
-        manifest_name = f"manifest-{len(existing) + len(new)}"
-        manifest = root.create_group(manifest_name, overwrite=True)
+        self._switch_manifest(records, {"splits": existing + new})
+
+    def relocate(self, corpus: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Record where the corpus is now: its ``corpus`` attr and the manifest rows of the same utterances."""
+        self._switch_manifest(records, {"corpus": corpus})
+
+    def _switch_manifest(self, records: list[dict[str, Any]], attrs: dict[str, Any]) -> None:
+        """Write ``records`` as a new manifest group, then name it in the attrs together with ``attrs`` (one
+        atomic zarr.json write): a kill at any point leaves the old manifest and attrs or the new ones."""
+        root = self.root
+        old = root.attrs.get("manifest", "manifest")
+        generation = int(old.rpartition("-")[2]) if old.startswith("manifest-") else 0
+        name = f"manifest-{generation + 1}"
+        manifest = root.create_group(name, overwrite=True)  # a leftover of a killed run is redone
         for column, values in manifest_columns(records).items():
             _write_column(manifest, column, values)
-        root.attrs.update({"manifest": manifest_name, "splits": existing + new})
-        if old_manifest != manifest_name and old_manifest in root:
-            del root[old_manifest]
+        root.attrs.update({**attrs, "manifest": name})
+        if old in root:
+            del root[old]
+
+    def stored_records(self) -> dict[str, list[dict[str, Any]]]:
+        if not _is_group(self.path):
+            return {}
+        return by_split(list(self.root.attrs.get("splits", [])), self._existing_records)
 
     def _existing_records(self, names: list[str]) -> list[dict[str, Any]]:
         if not names:
