@@ -198,6 +198,9 @@ def qbe(
     dist: Annotated[str, typer.Option("--dist", help="cosine_exp, cosine, cosine_neg_log, euclidean, cityblock")]
     = "cosine_exp",
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="skip per-dimension normalisation")] = False,
+    no_minmax_norm: Annotated[bool, typer.Option("--no-minmax-norm", help="DTW on the raw distances (s3prl's default "
+                                                 "scales each query frame's distances to [0, 1] per document)")]
+    = False,
     groundtruth: Annotated[Optional[Path], typer.Option("--groundtruth", help="ground-truth folder (ECF, tlist, "
                                                         "RTTM); default: the corpus's own for the split")] = None,
     select_from: Annotated[Optional[Path], typer.Option("--select-from", help="the dev run whose best layer a "
@@ -221,8 +224,8 @@ def qbe(
             raise ConfigError(f"--layers {layers!r}: all, best, or comma-separated layer indices") from None
     prefix = "qbe" if corpus == "quesst14" else f"qbe_{corpus}"
     out = expdir or Path("result") / "downstream" / (name or f"{prefix}_{store.attrs['upstream']['name']}_{split}")
-    summary = run_qbe(QbeRequest(store, split, out, chosen, dist, not no_normalize, groundtruth=groundtruth,
-                                 select_from=select_from, device=device))
+    summary = run_qbe(QbeRequest(store, split, out, chosen, dist, not no_normalize, not no_minmax_norm,
+                                 groundtruth=groundtruth, select_from=select_from, device=device))
     for layer, found in summary["layers"].items():
         if "official" in found:
             figures = found["official"]

@@ -54,7 +54,7 @@ def test_asr_trains_and_the_lm_helps(librispeech_fbank_store, tmp_path):
         assert result.returncode == 0, result.stderr
         runs[name] = json.loads((tmp_path / name / "results.json").read_text())["test"]
     before, after = runs["step1"], runs["trained"]
-    assert set(after) == {"wer", "cer", "wer_lm"}
+    assert set(after) == {"wer", "uer", "cer", "wer_lm"}
     # measured (seeds 0-2, OMP_NUM_THREADS=1): after one step test CER 0.85 (seed 0), WER 1.0; after 400
     # steps CER 0.24-0.28, WER 0.47-0.57 greedy, lower with the bigram LM
     assert before["cer"] >= 0.7 and before["wer"] >= 0.95

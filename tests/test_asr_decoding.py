@@ -1,4 +1,5 @@
-"""ASR text side and decoding: characters ↔ ids, corpus WER/CER, greedy and KenLM beam search on hand-made logits."""
+"""ASR text side and decoding: characters ↔ ids, corpus WER/UER/CER, greedy and KenLM beam search on hand-made
+logits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from superb.errors import ConfigError
 from superb.train.tasks.asr.decoding import BeamSearch, arpa_unigrams, greedy_text, read_words
-from superb.train.tasks.asr.text import VOCAB, cer, decode, encode, wer
+from superb.train.tasks.asr.text import VOCAB, cer, decode, encode, uer, wer
 
 # A bigram LM over five words. Unigrams alone favour CAN over CAT; after THE, the bigram favours CAT.
 ARPA = """
@@ -130,11 +131,60 @@ def test_cer_matches_jiwer():
     assert cer(["AB"], ["A B"]) == pytest.approx(1 / 3)
 
 
+def s3prl_uer(pred_tokens_all: list[str], transcripts: list[str]) -> float:
+    """s3prl 0.4.18 ``downstream/asr``: targets from ``dataset.py``'s ``process_trans``, the rate from
+    ``expert.py``'s ``_compute_metrics`` (÷ 100 for a fraction). ``pred_tokens`` is what its greedy
+    ``_decode`` gives: ``dictionary.string`` of the collapsed, blank-free ids, units joined by spaces."""
+    import editdistance
+
+    unit_error_sum, unit_length_sum = 0.0, 0
+    for pred_tokens, transcript in zip(pred_tokens_all, transcripts, strict=True):
+        target_tokens = " ".join(list(transcript.upper().replace(" ", "|"))) + " |"
+        pred_tokens, target_tokens = pred_tokens.split(), target_tokens.split()
+        unit_error_sum += editdistance.eval(pred_tokens, target_tokens)
+        unit_length_sum += len(target_tokens)
+    return unit_error_sum / unit_length_sum
+
+
+# Greedy outputs as units: a missing final |, a leading and a doubled |, nothing, an extra word, all right.
+UNIT_HYPS = ["T H E | C A T | S A T | O N | M A T", "| H E L L O | | W O R D |", "", "A | B | C | D |",
+             "D O N ' T |"]
+UNIT_REFS = ["THE CAT SAT ON THE MAT", "HELLO WORLD", "GOOD MORNING", "A B C", "don't"]
+
+
+def test_uer_is_s3prls_unit_error_rate():
+    hyps = [[VOCAB.index(u) for u in units.split()] for units in UNIT_HYPS]
+    refs = [encode(transcript) for transcript in UNIT_REFS]
+    expected = s3prl_uer(UNIT_HYPS, UNIT_REFS)
+    # hand count: 5 (THE | and the final | missing) + 3 + 13 + 2 + 0 errors over 23 + 12 + 13 + 6 + 6 units
+    assert expected == pytest.approx(23 / 60)
+    assert uer(hyps, refs) == expected
+    assert uer([[0, *h, 0] for h in hyps], refs) == expected  # blanks are not units
+    texts = [decode(h) for h in hyps]  # the decoded text forgets the misplaced boundaries: CER differs
+    assert cer(texts, [decode(r) for r in refs]) != pytest.approx(expected)
+
+
+def test_asr_task_reports_uer_on_the_greedy_units():
+    from superb.train.tasks.asr.task import TASK
+    from superb.train.tasks.utterance import Prepared
+
+    frames = ["|", "<blank>", *spell("HI"), "<blank>", "|", *spell("YOU")[:-1]]  # | H I | | Y O U, no final |
+    logits = frames_to_logits(frames)
+    prepared = Prepared(items={}, classes=[list(VOCAB)], heads=("characters",))
+    predictions = TASK.predict(logits, torch.tensor([len(frames)]), prepared)
+    assert predictions[0].text == "HI YOU" and predictions[0].lm_text is None
+    metrics = TASK.metrics(predictions, [tuple(encode("HI YOU"))], prepared)
+    assert metrics["uer"] == s3prl_uer(["| H I | | Y O U"], ["HI YOU"]) == pytest.approx(3 / 7)
+    assert metrics["wer"] == 0.0 and metrics["cer"] == 0.0
+
+
 def test_error_rates_reject_bad_input():
     with pytest.raises(ValueError, match="2 hypotheses but 1"):
         wer(["A", "B"], ["A"])
     with pytest.raises(ValueError, match="empty"):
         cer(["A"], [""])
+    with pytest.raises(ValueError, match="uer: the 1 references are all empty"):
+        uer([[2]], [[0]])
 
 
 # --- greedy -------------------------------------------------------------------------------------------------

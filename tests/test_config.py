@@ -61,6 +61,15 @@ def test_overrides_apply_and_are_type_checked():
         load_config(default_config_path("ks"), "config.data.balanced=3")
 
 
+def test_a_value_of_several_types_takes_the_first_it_fits():
+    """``data.lexicon`` is one file or a list of them (s3prl's libriphone reads two)."""
+    assert load_config(default_config_path("pr"), "config.data.lexicon=a.txt").data.lexicon == "a.txt"
+    assert load_config(default_config_path("pr"), "config.data.lexicon=[a.txt, b.txt]").data.lexicon == ["a.txt",
+                                                                                                          "b.txt"]
+    with pytest.raises(ConfigError, match="lexicon must be str or list\\[str\\], got 3"):
+        load_config(default_config_path("pr"), "config.data.lexicon=3")
+
+
 def test_unknown_keys_fail_with_a_suggestion():
     with pytest.raises(ConfigError, match="unknown key 'totl_steps'. Did you mean 'total_steps'"):
         load_config(default_config_path("ks"), "config.runner.totl_steps=5")
@@ -148,3 +157,56 @@ def test_learning_rate_schedules():
     constant = OptimizerConfig()
     assert lr_factor(0, constant, 100) == lr_factor(99, constant, 100) == 1.0
     assert load_config(default_config_path("example")).optimizer.scheduler == "linear_schedule_with_warmup"
+
+
+def test_asv_optimizer_is_the_one_s3prls_config_builds():
+    """s3prl's sv_voxceleb1 block goes through ``get_TorchOptim``: ``getattr(torch.optim, torch_optim_name)``
+    called on every trainable parameter with the remaining keys, so torch's defaults fill the rest
+    (AdamW's weight decay 0.01 among them)."""
+    import torch
+
+    from superb.train.trainer import make_optimizer
+
+    s3prl_block = {"name": "TorchOptim", "torch_optim_name": "AdamW", "lr": 1.0e-4}  # sv_voxceleb1/config.yaml
+    kwargs = {k: v for k, v in s3prl_block.items() if k not in ("name", "torch_optim_name")}
+    params = list(torch.nn.Linear(3, 2).parameters())
+    theirs = getattr(torch.optim, s3prl_block["torch_optim_name"])(params, **kwargs)
+    ours = make_optimizer(params, load_config(default_config_path("asv")).optimizer)
+
+    def groups(optimizer):
+        return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+    assert type(ours) is type(theirs) and groups(ours) == groups(theirs)
+    assert [g["params"] for g in ours.param_groups] == [params] and groups(ours)[0]["weight_decay"] == 0.01
+
+
+# s3prl 0.4.18 downstream/ctc/snips.yaml's specaug block as written (downstream/asr/config.yaml has the same)
+S3PRL_SPECAUG = {"adaptive": False, "adaptive_number_ratio": 0.04, "adaptive_size_ratio": 0.04,
+                 "max_n_time_masks": 20, "apply_time_warp": True, "apply_time_mask": True, "apply_freq_mask": True,
+                 "time_warp_window": 5, "time_mask_width_range": [0, 40], "freq_mask_width_range": [0, 50],
+                 "num_freq_mask": 4, "num_time_mask": 2}
+
+
+@pytest.mark.parametrize("task", ["sf", "asr"])
+def test_specaug_blocks_are_s3prls_key_by_key(task):
+    """Our keys in s3prl's names: a part switched off is 0 masks here, and a width ``w`` draws from
+    ``[0, w)`` as s3prl's range ``[0, w]`` (``torch.randint``'s open end)."""
+    cfg = load_config(default_config_path(task)).specaug
+    ours = {"adaptive": cfg.adaptive, "adaptive_number_ratio": cfg.adaptive_number_ratio,
+            "adaptive_size_ratio": cfg.adaptive_size_ratio, "max_n_time_masks": cfg.max_n_time_masks,
+            "apply_time_warp": cfg.time_warp, "apply_time_mask": cfg.num_time_mask > 0,
+            "apply_freq_mask": cfg.num_freq_mask > 0, "time_warp_window": cfg.time_warp_window,
+            "time_mask_width_range": [0, cfg.time_mask_width], "freq_mask_width_range": [0, cfg.freq_mask_width],
+            "num_freq_mask": cfg.num_freq_mask, "num_time_mask": cfg.num_time_mask}
+    assert cfg.enabled and ours == S3PRL_SPECAUG
+
+
+def test_dev_sampling_names_and_tasks_are_checked():
+    from superb.train.runner import FitArgs, build_run
+
+    assert load_config(default_config_path("ks")).data.dev_sampling == "full"
+    with pytest.raises(ConfigError, match="data.dev_sampling 'balanced' is not one of full, s3prl_balanced"):
+        load_config(default_config_path("ks"), "config.data.dev_sampling=balanced")
+    config = load_config(default_config_path("sid"), "config.data.dev_sampling=s3prl_balanced")
+    with pytest.raises(ConfigError, match="s3prl's dev protocol for ks only; s3prl scores task 'sid' on its whole"):
+        build_run(FitArgs(task="sid", features="/nonexistent"), config)

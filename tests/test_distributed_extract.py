@@ -99,6 +99,8 @@ def test_one_and_two_processes_write_the_same_bytes(reference, speech_commands_r
     assert _pending(two.stderr) == (112, 112) and "rank 0 takes blocks 0-55" in two.stderr
     assert two.stderr.count("RANDOM WEIGHTS") == 1  # said by rank 0 only
     assert_same_store(reference, tmp_path / "two" / "speech_commands")
+    holders = (tmp_path / "two" / "speech_commands.lock").read_text().splitlines()
+    assert len({line.split()[0] for line in holders}) == 2  # both processes held the writer lock (shared)
     with open_store(tmp_path / "two" / "speech_commands") as store:
         assert store.completeness() == {"train": (40, 40)}
 

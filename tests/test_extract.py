@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 from superb.stores.base import open_store
 from superb.testing.cli import one_error_line, run_superb
@@ -103,6 +104,21 @@ def test_rerun_is_a_noop_and_other_upstream_is_refused(fbank_store, generic_dir)
     assert_same_bytes(before, all_features(fbank_store))
 
 
+def test_a_store_made_with_the_earlier_cmvn_is_refused(fbank_store):
+    """Stores from before s3prl's CMVN (biased std + 1e-5) have no ``cmvn_std``: adding to one would mix recipes."""
+    from superb.errors import StoreError
+    from superb.extract.extraction import check_same_store
+
+    with open_store(fbank_store) as store:
+        attrs = store.attrs
+    assert attrs["upstream"]["config"]["cmvn_std"] == "unbiased+1e-10"
+    old = json.loads(json.dumps(attrs))
+    del old["upstream"]["config"]["cmvn_std"]
+    check_same_store(fbank_store, attrs, attrs)
+    with pytest.raises(StoreError, match="cmvn_std"):
+        check_same_store(fbank_store, old, attrs)
+
+
 def test_a_kill_between_the_last_flags_and_done_is_repaired(fbank_store, generic_dir, tmp_path):
     """Every shard_done flag written, ``done`` not yet: the rerun derives ``done`` and computes nothing."""
     import shutil
@@ -121,6 +137,69 @@ def test_a_kill_between_the_last_flags_and_done_is_repaired(fbank_store, generic
     with open_store(copy) as store:
         assert all(done == total for done, total in store.completeness().values())
     assert_same_bytes(before, all_features(copy))
+
+
+def test_a_second_writer_is_refused_until_the_first_is_killed(fbank_store, generic_dir):
+    """Another process holds the store's writer lock: extract names its PID; after kill -9 a rerun proceeds."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from superb.stores.lock import WriterLock; "
+         "WriterLock(Path(sys.argv[1])).claim(); print('held', flush=True); time.sleep(300)", str(fbank_store)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir), "--out",
+                str(fbank_store.parent), "-q"]
+        line = one_error_line(superb(*args))
+        assert str(fbank_store) in line and f"PID {holder.pid} on" in line
+    finally:
+        holder.kill()  # SIGKILL: the OS drops its lock
+        holder.wait()
+    rerun = superb(*args)
+    assert rerun.returncode == 0, rerun.stderr
+
+
+def test_a_split_listed_without_its_arrays_is_named(fbank_store, generic_dir, tmp_path):
+    damaged = tmp_path / "fbank" / "generic"
+    shutil.copytree(fbank_store, damaged)
+    shutil.rmtree(damaged / "all" / "done")
+    line = one_error_line(superb("inspect", str(damaged)))
+    assert str(damaged) in line and "all/done is missing" in line
+    line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(generic_dir),
+                                 "--out", str(damaged.parent), "-q"))
+    assert "all/done is missing" in line
+
+
+def test_a_store_refuses_another_corpus_and_follows_a_moved_one(generic_dir, tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    shutil.copytree(generic_dir, corpus)
+
+    def extract(root: Path) -> subprocess.CompletedProcess:
+        return superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(root), "--out", str(out), "-q",
+                      *SMALL_LAYOUT)
+
+    assert extract(corpus).returncode == 0
+    store = out / "generic"
+    before = all_features(store)
+    bigger = tmp_path / "bigger"
+    shutil.copytree(generic_dir, bigger)
+    first = sorted(bigger.rglob("*.wav"))[0]
+    shutil.copy(first, first.with_name("extra.wav"))
+    line = one_error_line(extract(bigger))  # once said "store complete" over the old list
+    assert f"split 'all' of the store holds other utterances than the corpus at {bigger.resolve()}" in line
+    assert f"store {len(before)} utterances, corpus {len(before) + 1}; 1 not in the store" in line
+
+    moved = tmp_path / "moved"
+    corpus.rename(moved)  # the old paths are gone: a resume must read the new ones
+    group = zarr.open_group(str(store), mode="a")
+    group["all"]["shard_done"][:] = False
+    group["all"]["done"][:] = False
+    again = extract(moved)
+    assert again.returncode == 0, again.stderr
+    assert f"the corpus moved (root {corpus.resolve()} -> {moved.resolve()}" in again.stderr
+    with open_store(store) as opened:
+        assert opened.attrs["corpus"]["root"] == str(moved.resolve())
+        assert all(r["path"].startswith(str(moved.resolve())) for r in opened.manifest())
+    assert_same_bytes(before, all_features(store))
 
 
 def test_zarr_and_hdf5_hold_the_same_values(fbank_store, generic_dir, tmp_path):

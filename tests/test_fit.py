@@ -81,6 +81,28 @@ def test_evaluate_reproduces_the_logged_dev_metric(ks_run):
     assert json.loads(result.stdout)["acc"] == pytest.approx(dev["acc"], abs=1e-9)
 
 
+def test_s3prl_balanced_dev_is_recorded_and_scored_again_on_the_same_draws(ks_stores, ks_run, tmp_path):
+    """``data.dev_sampling=s3prl_balanced``: dev is len(dev) class-balanced draws, drawn for the step scored,
+    so results.json and ``evaluate`` give the logged dev figure of the selected checkpoint."""
+    expdir = tmp_path / "balanced"
+    result = superb("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"), "-p", str(expdir), "-o",
+                    "config.runner.total_steps=20,,config.runner.log_step=10,,config.runner.eval_step=10,,"
+                    "config.runner.save_step=10,,config.optimizer.lr=1e-3,,config.data.dev_sampling=s3prl_balanced")
+    assert result.returncode == 0, result.stderr
+    out = results(expdir)
+    assert out["dev_sampling"] == "s3prl_balanced" and results(ks_run)["dev_sampling"] == "full"
+    logged = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
+    dev = next(r for r in logged if r["split"] == "dev" and r["step"] == out["best_step"])
+    assert out["dev"]["acc"] == pytest.approx(dev["acc"], abs=1e-9)
+    again = superb("evaluate", "-e", str(expdir / "dev-best.ckpt"), "-t", "dev")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["acc"] == pytest.approx(dev["acc"], abs=1e-9)
+    # as many clips as the dev set, but its classes in equal shares, not in the dev set's proportions
+    drawn, full = (json.loads((run / "confusion-dev.json").read_text()) for run in (expdir, ks_run))
+    per_class = [sum(row) for row in drawn["matrix"]]
+    assert sum(per_class) == sum(map(sum, full["matrix"])) and per_class != [sum(row) for row in full["matrix"]]
+
+
 def test_kill_9_then_auto_resume_matches_an_uninterrupted_run(ks_stores, tmp_path):
     args = ["fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"), "--seed", "3",
             "-o", f"config.runner.total_steps=150,,{FAST},,config.runner.save_step=10,,config.data.num_workers=1"]

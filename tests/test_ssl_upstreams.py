@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,34 +61,123 @@ def _run(upstream, wavs: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor
         return upstream(wavs, torch.tensor(lengths))
 
 
+def _quiet_wav(n: int, seed: int) -> torch.Tensor:
+    """Quiet speech-like level with a DC offset: the mean, the variance and the eps all show in the features."""
+    return 1e-3 * _wav(n, seed=seed) + 2e-3
+
+
+def _transformers_states(folder: Path, family: str, variant: str, waves: list[torch.Tensor],
+                         attention_mask: bool | None = None) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """transformers' model on the input its feature extractor (read from ``folder``) makes of ``waves``.
+
+    Returns every hidden state ``(batch, frames, layers, dim)`` (for pre-LN the last one after the encoder's
+    final norm, SPEC §2), each row's valid frames, and transformers' ``last_hidden_state``.
+    """
+    import transformers
+
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)
+    inputs = extractor([w.numpy() for w in waves], sampling_rate=16000, padding=True, return_tensors="pt",
+                       return_attention_mask=attention_mask)
+    model = tm.build_hf_model(family, SEED, variant)
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True)
+        hidden = list(out.hidden_states)
+        if variant == "pre_ln":
+            hidden[-1] = model.encoder.layer_norm(hidden[-1])
+    frames = model._get_feat_extract_output_lengths(torch.tensor([len(w) for w in waves])).tolist()
+    return torch.stack(hidden, dim=2), frames, out.last_hidden_state
+
+
+def _with_preprocessor(folder: Path, copy: Path, **settings: bool) -> Path:
+    """A copy of a Hugging Face folder whose preprocessor_config.json holds ``settings`` (none: no file)."""
+    import transformers
+
+    shutil.copytree(folder, copy)
+    (copy / checkpoints.PREPROCESSOR_FILE).unlink()
+    if settings:
+        transformers.Wav2Vec2FeatureExtractor(**settings).save_pretrained(copy)
+    return copy
+
+
 @pytest.mark.parametrize(("family", "variant"), CASES)
 def test_huggingface_folder_matches_transformers(saved, family, variant):
-    upstream = CLASSES[family].create(ckpt=saved[family, variant]["hf"])
+    folder = saved[family, variant]["hf"]
+    upstream = CLASSES[family].create(ckpt=folder)
     pre_ln = variant == "pre_ln"
-    assert upstream.normalize is pre_ln  # layer-norm extractor ⇔ normalised input
+    assert upstream.normalize is pre_ln  # the tiny folders say do_normalize as fairseq's rule does
     assert upstream.spec.pad_safe is pre_ln
     assert (upstream.spec.num_layers, upstream.spec.dim) == (tm.LAYERS + 1, tm.DIM)
-    reference = tm.build_hf_model(family, SEED, variant)
-    wav = _wav(6000, seed=1)
-    with torch.no_grad():
-        ref_in = torch.nn.functional.layer_norm(wav, wav.shape) if pre_ln else wav
-        out = reference(ref_in, output_hidden_states=True)
-        hidden = list(out.hidden_states)
-        if pre_ln:  # SPEC §2: the last hidden state of a pre-LN model is taken after the final norm
-            hidden[-1] = reference.encoder.layer_norm(hidden[-1])
-        expected = torch.stack(hidden, dim=2)
+    wav = _quiet_wav(6000, seed=1)
+    expected, _, last = _transformers_states(folder, family, variant, [wav[0]])
     ours, frames = _run(upstream, wav, [6000])
     assert ours.shape == expected.shape == (1, upstream.spec.num_frames(6000), tm.LAYERS + 1, tm.DIM)
     assert frames.tolist() == [upstream.spec.num_frames(6000)]
     assert (ours - expected).abs().max().item() <= 1e-4
-    assert (ours[:, :, -1] - out.last_hidden_state).abs().max().item() <= 1e-4
+    assert (ours[:, :, -1] - last).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize(("family", "variant"), CASES)
+def test_preprocessor_config_decides_normalisation(saved, family, variant, tmp_path):
+    """``do_normalize`` against fairseq's rule: superb follows the file, as transformers does, and says so."""
+    folder = saved[family, variant]["hf"]
+    flipped = variant == "post_ln"  # group norm: fairseq trained on raw waveforms; this file says normalise
+    copy = _with_preprocessor(folder, tmp_path / "flipped", do_normalize=flipped, return_attention_mask=True)
+    with pytest.warns(UserWarning, match=f"do_normalize: {str(flipped).lower()}; superb follows it, as transformers"):
+        upstream = CLASSES[family].create(ckpt=copy)
+    assert upstream.normalize is flipped and upstream.spec.pad_safe is (variant == "pre_ln")
+    identity = upstream.identity()
+    assert identity["normalize"] is flipped
+    assert identity["preprocessor"] == {"do_normalize": flipped, "return_attention_mask": True}
+    wav = _quiet_wav(5000, seed=3)
+    expected, _, _ = _transformers_states(copy, family, variant, [wav[0]])
+    ours, _ = _run(upstream, wav, [5000])
+    assert (ours - expected).abs().max().item() <= 1e-4
+    default, _ = _run(CLASSES[family].create(ckpt=folder), wav, [5000])
+    assert (ours - default).abs().max().item() > 1e-2  # the file changed the features
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the override is what the user asked for: nothing to warn about
+        forced = CLASSES[family].create(ckpt=copy, options={"normalize": not flipped})
+    assert (_run(forced, wav, [5000])[0] - default).abs().max().item() <= 1e-5
+
+
+def test_without_preprocessor_config_the_architecture_decides(saved, tmp_path):
+    for variant in tm.VARIANTS:
+        copy = _with_preprocessor(saved["hubert", variant]["hf"], tmp_path / variant)
+        upstream = ssl.Hubert.create(ckpt=copy)
+        assert upstream.normalize is (variant == "pre_ln")  # layer-norm extractor ⇔ normalised input
+        assert upstream.normalize_eps == checkpoints.HF_NORM_EPS
+        assert upstream.identity()["preprocessor"] is None
+    keys = _with_preprocessor(saved["hubert", "post_ln"]["hf"], tmp_path / "keys")
+    (keys / checkpoints.PREPROCESSOR_FILE).write_text('{"feature_size": 1}')  # transformers' defaults apply
+    with pytest.warns(UserWarning, match="do_normalize: true"):
+        upstream = ssl.Hubert.create(ckpt=keys)
+    assert upstream.identity()["preprocessor"] == {"do_normalize": True, "return_attention_mask": False}
+
+
+@pytest.mark.parametrize("family", tm.FAMILIES)
+def test_padded_batch_equals_transformers_with_its_attention_mask(saved, family):
+    """s3prl's hf_* upstreams batch through the feature extractor with an attention mask; for a layer-norm
+    model that is batch-independent, and superb's padded batch gives the same numbers."""
+    folder = saved[family, "pre_ln"]["hf"]
+    waves = [_quiet_wav(n, seed=20 + n)[0] for n in (7000, 3333, 1200)]
+    expected, frames, _ = _transformers_states(folder, family, "pre_ln", waves, attention_mask=True)
+    batch = torch.zeros(len(waves), 7000)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    ours, ours_frames = _run(CLASSES[family].create(ckpt=folder), batch, [len(w) for w in waves])
+    assert ours_frames.tolist() == frames
+    for i, n in enumerate(frames):
+        assert (ours[i, :n] - expected[i, :n]).abs().max().item() <= 1e-4, i
 
 
 @pytest.mark.parametrize(("family", "variant"), CASES)
 def test_every_format_gives_the_same_features(saved, family, variant):
     paths = saved[family, variant]
     wav = _wav(5000, seed=2)
-    reference, _ = _run(CLASSES[family].create(ckpt=paths["hf"]), wav, [5000])
+    hf = CLASSES[family].create(ckpt=paths["hf"])
+    assert hf.normalize_eps == checkpoints.HF_NORM_EPS
+    hf.normalize_eps = checkpoints.FAIRSEQ_NORM_EPS  # the same input for all: the weights are compared here
+    reference, _ = _run(hf, wav, [5000])
     for fmt, expected_format in (("hf_legacy", "huggingface"), ("fairseq", "fairseq"), ("fairseq_args", "fairseq"),
                                  ("fairseq_legacy", "fairseq"), ("torchaudio", "torchaudio"),
                                  ("torchaudio_st", "torchaudio")):
@@ -96,6 +186,9 @@ def test_every_format_gives_the_same_features(saved, family, variant):
         upstream = CLASSES[family].create(ckpt=paths[fmt])
         assert upstream.identity()["format"] == expected_format, fmt
         assert upstream.normalize is (variant == "pre_ln"), fmt
+        eps = checkpoints.HF_NORM_EPS if expected_format == "huggingface" else checkpoints.FAIRSEQ_NORM_EPS
+        assert upstream.normalize_eps == eps, fmt  # transformers' feature extractor / fairseq's layer_norm
+        upstream.normalize_eps = checkpoints.FAIRSEQ_NORM_EPS
         ours, _ = _run(upstream, wav, [5000])
         assert (ours - reference).abs().max().item() <= 1e-5, fmt
 
@@ -135,7 +228,9 @@ def test_fine_tuned_fairseq_checkpoint(saved, family, tmp_path):
     upstream = CLASSES[family].create(ckpt=tmp_path / "ft.pt")
     assert upstream.normalize is True
     wav = _wav(4000, seed=6)
-    expected, _ = _run(CLASSES[family].create(ckpt=saved[family, "pre_ln"]["hf"]), wav, [4000])
+    hf = CLASSES[family].create(ckpt=saved[family, "pre_ln"]["hf"])
+    hf.normalize_eps = checkpoints.FAIRSEQ_NORM_EPS  # fairseq's layer_norm eps, not transformers'
+    expected, _ = _run(hf, wav, [4000])
     assert (_run(upstream, wav, [4000])[0] - expected).abs().max().item() <= 1e-5
     other = "hubert" if family == "wav2vec2" else "wav2vec2"
     with pytest.raises(CheckpointError, match=f"holds a {family} model"):
@@ -253,8 +348,12 @@ def test_identity_of_a_checkpoint(saved):
     assert (identity["name"], identity["format"], identity["normalize"]) == ("wavlm", "fairseq", True)
     assert identity["config"]["encoder_num_buckets"] == tm.BUCKETS
     assert json.loads(json.dumps(identity)) == identity
+    assert "preprocessor" not in identity  # only Hugging Face folders have one
     folder = saved["hubert", "post_ln"]["hf"]
-    assert ssl.Hubert.create(ckpt=folder).identity()["ckpt_sha256"] == file_sha256(folder)
+    identity = ssl.Hubert.create(ckpt=folder).identity()
+    assert identity["ckpt_sha256"] == file_sha256(folder)
+    assert identity["preprocessor"] == {"do_normalize": False, "return_attention_mask": False}
+    assert identity["normalize"] is False
 
 
 def test_bad_checkpoints_raise_checkpoint_error(saved, tmp_path):
@@ -273,6 +372,14 @@ def test_bad_checkpoints_raise_checkpoint_error(saved, tmp_path):
     cases = [(garbage, "not a readable|cannot load"), (truncated, "not a readable|cannot load"),
              (unknown, "unknown checkpoint format"), (empty_dir, "config.json"), (bert, "model_type 'bert'"),
              (tmp_path / "missing.pt", "does not exist")]
+    for name, text, message in (("json", "{do_normalize: true", "not valid JSON"),
+                                ("list", "[]", "expected a JSON object"),
+                                ("flag", '{"do_normalize": "yes"}', "do_normalize must be true or false"),
+                                ("mask", '{"return_attention_mask": 1}', "return_attention_mask must be"),
+                                ("rate", '{"sampling_rate": 8000}', "sampling_rate 8000")):
+        folder = _with_preprocessor(saved["wav2vec2", "post_ln"]["hf"], tmp_path / f"pre_{name}")
+        (folder / checkpoints.PREPROCESSOR_FILE).write_text(text)
+        cases.append((folder, f"{checkpoints.PREPROCESSOR_FILE}: {message}"))
     for path, message in cases:
         with pytest.raises(CheckpointError, match=message):
             ssl.Wav2Vec2.create(ckpt=path)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import numpy as np
 import pytest
 import torch
@@ -192,3 +195,70 @@ def test_fast_reader_is_thread_safe_across_many_shards(tmp_path):
     for t in threads:
         t.join()
     assert wrong == []
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "hdf5"])
+def test_relocate_records_the_moved_corpus_and_keeps_the_features(tmp_path, fmt):
+    """A moved corpus: the ``corpus`` attr and manifest paths change, nothing else (HDF5: published and staged)."""
+    cls = STORE_FORMATS.get(fmt)
+    path = cls.store_path(tmp_path, "generic")
+    layout = {"chunk_frames": 4, "shard_frames": 8, "block_shards": 2, "batch_seconds": 1.0, "done_groups": 64}
+    train, test = _split("train", FRAMES, 8, 2), _split("test", [7, 7, 2], 8, 2)
+    writer = cls.writer(path)
+    writer.prepare(_attrs(layout), {"train": train})
+    _write_all(writer, "train", train, _values(train.layout.total_frames))
+    writer.finish()  # HDF5: train is published
+    writer = cls.writer(path)
+    writer.prepare(_attrs(layout), {"test": test})  # HDF5: test is staged
+    _write_all(writer, "test", test, _values(test.layout.total_frames, 2))
+    held = writer.stored_records()
+    assert {name: [r["id"] for r in rows] for name, rows in held.items()} == {
+        name: [r["id"] for r in data.records] for name, data in (("train", train), ("test", test))}
+    moved = [{**r, "path": r["path"].replace("/x/", "/y/")} for split in ("train", "test") for r in held[split]]
+    with open_store(path) as store:
+        before = [store.split("train").features(i) for i in range(len(FRAMES))]
+    writer.relocate({**_attrs(layout)["corpus"], "root": "/y"}, moved)
+    assert all(r["path"].startswith("/y/") for rows in writer.stored_records().values() for r in rows)
+    writer.finish()
+    with open_store(path) as store:
+        assert store.attrs["corpus"]["root"] == "/y"
+        assert sorted(r["id"] for r in store.manifest()) == sorted(r["id"] for r in moved)
+        assert all(r["path"].startswith("/y/") for r in store.manifest())
+        assert all(np.array_equal(store.split("train").features(i), before[i]) for i in range(len(FRAMES)))
+        assert store.completeness() == {"train": (10, 10), "test": (3, 3)}
+    if fmt == "zarr":  # the old manifest group is gone: one manifest, named by the attrs
+        assert [p.name for p in path.iterdir() if p.name.startswith("manifest")] == [store.attrs["manifest"]]
+
+
+def test_writer_lock_refuses_another_run_while_any_process_of_the_first_holds_it(tmp_path):
+    """flock locks belong to open files, so one process can play both runs (every PID is this one's)."""
+    from superb.stores.lock import WriterLock
+
+    store = tmp_path / "generic"
+    rank0, peer = WriterLock(store), WriterLock(store)
+    rank0.claim()
+    peer.join()  # torchrun: the other processes share rank 0's lock
+    with pytest.raises(StoreError, match=f"another superb extract is writing this store \\(PID {os.getpid()} on"):
+        WriterLock(store).claim()
+    rank0.release()  # rank 0 finished first: its peer still holds the store
+    with pytest.raises(StoreError, match=f"PID {os.getpid()}"):
+        WriterLock(store).claim()
+    peer.release()
+    with WriterLock(store) as again:
+        again.claim()
+        assert (tmp_path / "generic.lock").read_text().splitlines() == [f"{os.getpid()} {socket.gethostname()}"]
+
+
+def test_inspect_says_empty_before_any_split(tmp_path):
+    """A store whose first split was never added (e.g. killed right after creating it) is empty, not complete."""
+    from superb.stores.inspect import describe
+    from superb.testing.cli import run_superb
+
+    path = tmp_path / "generic"
+    STORE_FORMATS.get("zarr").writer(path).prepare(_attrs({"chunk_frames": 4, "shard_frames": 8, "block_shards": 2,
+                                                            "batch_seconds": 1.0}), {})
+    with open_store(path) as store:
+        report = describe(store)  # what --json prints
+    assert report["state"] == "empty" and not report["complete"] and report["splits"] == {}
+    text = run_superb("inspect", str(path))
+    assert text.returncode == 0 and "empty" in text.stdout and "complete" not in text.stdout

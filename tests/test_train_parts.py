@@ -9,7 +9,8 @@ import torch
 from superb.errors import ConfigError
 from superb.registry import TASKS
 from superb.stores.base import into
-from superb.train.data import Item, Loader, StoreItems, TrainBatches, collate, eval_batches
+from superb.train.data import (BalancedEvalDraws, Item, Loader, StoreItems, TrainBatches, balanced_draw, collate,
+                               eval_batches)
 from superb.train.featurizer import Featurizer
 
 
@@ -82,6 +83,46 @@ def test_balanced_batches_draw_classes_evenly():
     sampler = TrainBatches([100] * 1000, 50, seed=0, classes=classes)
     drawn = np.bincount([classes[k] for batch in sampler.batches(0) for k, _ in batch], minlength=3)
     assert drawn.sum() == 1000 and all(250 < n < 420 for n in drawn), drawn
+
+
+def test_balanced_draw_is_s3prls_weighted_sampler():
+    """s3prl's speech_commands: ``WeightedRandomSampler(sample_weights, len(sample_weights))`` (with
+    replacement) where ``sample_weights = [len(data) / class_counts[c] for c in data]``."""
+    labels = [0] * 6 + [1] * 3 + [2]
+
+    class Recorder:
+        def choice(self, n, size, replace, p):
+            self.call = (n, size, replace, p)
+            return np.zeros(size, dtype=np.int64)
+
+    rng = Recorder()
+    balanced_draw(np.asarray(labels), rng)
+    class_counts = {c: labels.count(c) for c in set(labels)}
+    sample_weights = np.array([len(labels) / class_counts[c] for c in labels])
+    n, size, replace, p = rng.call
+    assert (n, size, replace) == (len(labels), len(labels), True)
+    np.testing.assert_allclose(p, sample_weights / sample_weights.sum(), rtol=1e-15)
+
+
+def test_balanced_dev_draws_are_a_function_of_seed_and_step():
+    classes = [0] * 90 + [1] * 9 + [2]
+    lengths = list(range(100, 0, -1))
+    draws = BalancedEvalDraws(lengths, classes, 16, seed=5)
+
+    def drawn(step: int, sampler: BalancedEvalDraws = draws) -> list[list[int]]:
+        sampler.draw_for(step)
+        return [[k for k, _ in batch] for batch in sampler]
+
+    first = drawn(10)
+    assert len(first) == len(draws) == 7 and all(len(b) <= 16 for b in first)
+    items = [k for batch in first for k in batch]
+    assert len(items) == 100 and len(set(items)) < 100  # with replacement
+    assert [lengths[k] for k in items] == sorted(lengths[k] for k in items)  # batches sorted by length
+    assert drawn(10) == first and drawn(20) != first
+    assert drawn(10, BalancedEvalDraws(lengths, classes, 16, seed=6)) != first
+    shares = np.bincount([classes[k] for step in range(50) for b in drawn(step) for k in b], minlength=3) / 5000
+    assert np.all(np.abs(shares - 1 / 3) < 0.04), shares  # each class a third, whatever its size
+    assert list(BalancedEvalDraws([], [], 16, seed=0)) == []
 
 
 def test_eval_batches_cover_everything_once_sorted():

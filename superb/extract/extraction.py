@@ -16,6 +16,9 @@ Processes leave ``done`` alone while they work; the one that finds every shard w
 split (the last one) derives ``done`` from ``shard_done``. A killed run leaves ``done`` behind, never
 ahead; the next run's rank 0 repairs it before anyone starts, and rerunning the same command resumes
 each process's pending blocks. ``--format hdf5`` (one file) is refused under ``torchrun``.
+
+One run writes a store at a time (``superb.stores.lock``: rank 0 claims the lock, its peers share it), and a
+rerun must list the utterances the store holds (``superb.extract.corpus_match``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from superb import distributed
 from superb.errors import ConfigError, StoreError, SuperbError
 from superb.extract import audio
 from superb.extract.corpora.base import Corpus
+from superb.extract.corpus_match import check_same_utterances, moved
 from superb.extract.upstreams.base import Upstream, parse_layers
 from superb.registry import CORPORA, STORE_FORMATS, UPSTREAMS
 from superb.stores.base import FORMAT_VERSION, SplitData, StoreWriter
@@ -44,6 +48,7 @@ from superb.stores.layout import (
     SplitLayout,
     default_chunk_frames,
 )
+from superb.stores.lock import WriterLock
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 DONE_GROUPS = 64  # at most this many done groups per split: the units processes of torchrun share out
@@ -189,27 +194,32 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
     device = distributed.device_for(ctx, resolve_device(req.device))
     distributed.init(device)
 
-    failure: Exception | None = None
-    if ctx.main:
-        try:
-            _prepare(fmt.writer(path), path, corpus, splits, upstream, layers, req, ctx)
-        except Exception as exc:
-            failure = exc
-    # the others wait here until the store exists, then read it as rank 0 left it; if rank 0 failed,
-    # every process stops with its one line
-    said = (None if failure is None else str(failure) if isinstance(failure, SuperbError)
-            else "rank 0 failed while preparing the store (see its traceback)")
-    said = distributed.broadcast(said)
-    if failure is not None:
-        raise failure
-    if said is not None:
-        raise StoreError(said)
+    with WriterLock(path) as lock:  # held until this process is done with the store (see superb.stores.lock)
+        failure: Exception | None = None
+        if ctx.main:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock.claim()
+                _prepare(fmt.writer(path), path, corpus, splits, upstream, layers, req, ctx)
+            except Exception as exc:
+                failure = exc
+        # the others wait here until the store exists, then read it as rank 0 left it; if rank 0 failed,
+        # every process stops with its one line
+        said = (None if failure is None else str(failure) if isinstance(failure, SuperbError)
+                else "rank 0 failed while preparing the store (see its traceback)")
+        said = distributed.broadcast(said)
+        if failure is not None:
+            raise failure
+        if said is not None:
+            raise StoreError(said)
+        if not ctx.main:
+            lock.join()
 
-    writer: StoreWriter = fmt.writer(path)
-    runner = _Runner(upstream, layers, req, writer.existing_attrs()["layout"], device, ctx)
-    complete = [runner.run_split(writer, name) for name in splits]
-    if all(complete):
-        writer.finish()
+        writer: StoreWriter = fmt.writer(path)
+        runner = _Runner(upstream, layers, req, writer.existing_attrs()["layout"], device, ctx)
+        complete = [runner.run_split(writer, name) for name in splits]
+        if all(complete):
+            writer.finish()
     distributed.finish()
     return path
 
@@ -217,7 +227,6 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
 def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str], upstream: Upstream,
              layers: list[int], req: ExtractRequest, ctx: distributed.Context) -> None:
     """Create the store or add the missing splits, and repair ``done`` after a kill (rank 0 only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     existing = writer.existing_attrs()
     layout_attrs = existing["layout"] if existing else default_layout(upstream, len(layers), req)
     attrs = store_attrs(upstream, corpus, layers, req, layout_attrs)
@@ -230,13 +239,23 @@ def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str],
             _say(f"resuming with the store's --batch-seconds {layout_attrs['batch_seconds']} "
                  "(so every block is computed as before)")
 
-    stored = set(existing.get("splits", [])) if existing else set()
-    new_splits = [s for s in splits if s not in stored]
+    # the splits this run touches must hold what the corpus lists now; after a move, all of them must
+    held = writer.stored_records() if existing else {}
+    touched = {name: held[name] for name in splits if name in held}
+    new_splits = [s for s in splits if s not in held]
+    listed = _records(corpus, [*touched, *new_splits])
+    check_same_utterances(path, str(corpus.root), touched, listed)
+    change = moved(existing["corpus"], attrs["corpus"], touched, listed) if existing else None
+    if change:
+        listed.update(_records(corpus, [name for name in held if name not in touched]))
+        check_same_utterances(path, str(corpus.root), held, listed)
+        _say(f"{path}: the corpus moved ({change}), its utterances are the same; the store now records "
+             f"{corpus.root}")
+        writer.relocate(attrs["corpus"], [r for name in held for r in listed[name]])
     if new_splits or not existing:
-        utterances = corpus.utterances(new_splits)
         by_split: dict[str, SplitData] = {}
         for name in new_splits:
-            records = [u.to_record() for u in utterances if u.split == name]
+            records = listed[name]
             frames = [upstream.spec.num_frames(r["num_samples"]) for r in records]
             layout = SplitLayout.from_frame_counts(frames, layout_attrs["shard_frames"],
                                                    layout_attrs["block_shards"])
@@ -244,6 +263,16 @@ def _prepare(writer: StoreWriter, path: Path, corpus: Corpus, splits: list[str],
         writer.prepare(attrs, by_split)
     for name in splits:  # a kill between a block's shard_done and done writes leaves done behind
         writer.repair_done(name)
+
+
+def _records(corpus: Corpus, splits: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each split → the manifest rows of its utterances as the corpus lists them now, in layout order (none
+    for a split the store holds but this corpus lacks: ``check_same_utterances`` then names the difference)."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
+    known = [name for name in splits if name in corpus.splits]
+    for utterance in corpus.utterances(known) if known else []:
+        out[utterance.split].append(utterance.to_record())
+    return out
 
 
 def _say(text: str, style: str = "yellow") -> None:

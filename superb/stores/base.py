@@ -27,6 +27,7 @@ from superb.stores.layout import SplitLayout
 
 FORMAT_VERSION = 1
 MANIFEST_COLUMNS = ("id", "split", "path", "num_samples", "duration", "start", "frames", "meta")
+SPLIT_ARRAYS = ("features", "offsets", "ids", "done", "shard_done")
 
 
 @dataclass
@@ -72,6 +73,15 @@ def records_from_columns(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]
     ]
 
 
+def by_split(splits: Sequence[str], read: Callable[[list[str]], list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each of ``splits`` → its manifest rows, from ``read(splits)`` (rows of those splits, in layout order)."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
+    for record in read(list(splits)):
+        if record["split"] in out:
+            out[record["split"]].append(record)
+    return out
+
+
 class StoreWriter(Protocol):
     """Writes one store. Single-writer per shard; every call leaves the store readable."""
 
@@ -82,6 +92,12 @@ class StoreWriter(Protocol):
 
     def prepare(self, attrs: dict[str, Any], splits: dict[str, SplitData]) -> None:
         """Create the store, or add splits that are missing; never touches existing splits' data."""
+
+    def stored_records(self) -> dict[str, list[dict[str, Any]]]:
+        """Every split the store holds → its manifest rows, in layout order (nothing before ``prepare``)."""
+
+    def relocate(self, corpus: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Record a moved corpus: the ``corpus`` attr and the manifest rows (same utterances, new paths)."""
 
     def shard_done(self, split: str) -> np.ndarray:
         """Per-shard written mask of a split."""
@@ -224,6 +240,19 @@ class FeatureStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def split_group(path: Path, root: Any, name: str) -> Any:
+    """The group of split ``name`` (Zarr or HDF5 ``root``), once all its arrays are there.
+
+    A split listed in the attrs without its arrays is a damaged store (before writer locks, two runs at
+    once could leave one); say which array is missing rather than fail somewhere inside zarr or h5py.
+    """
+    missing = next((f"{name}/{array}" for array in SPLIT_ARRAYS if f"{name}/{array}" not in root), None)
+    if missing is not None:
+        raise StoreError(f"{path}: split {name!r} is listed but {missing} is missing (a damaged store); "
+                         "delete the store and extract again")
+    return root[name]
 
 
 def check_format_version(path: Path, attrs: dict[str, Any]) -> None:

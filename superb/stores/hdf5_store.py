@@ -21,16 +21,19 @@ import numpy as np
 from superb.errors import StoreError
 from superb.stores.base import (
     MANIFEST_COLUMNS,
+    SPLIT_ARRAYS,
     FeatureStore,
     SplitData,
     SplitView,
+    by_split,
     into,
     manifest_columns,
     records_from_columns,
+    split_group,
 )
 from superb.stores.zarr_store import ZarrStore, ZarrWriter
 
-SPLIT_ARRAYS = ("offsets", "ids", "done", "shard_done")
+COPIED_ARRAYS = tuple(a for a in SPLIT_ARRAYS if a != "features")  # features are copied shard by shard
 
 
 def _staging(path: Path) -> Path:
@@ -100,24 +103,46 @@ class Hdf5Writer(ZarrWriter):
         if split not in self._published_splits():  # a published file was complete when it was written
             super().repair_done(split)
 
+    def stored_records(self) -> dict[str, list[dict[str, Any]]]:
+        held = {}
+        if self.final.is_file():
+            with Hdf5Store(self.final) as old:
+                held = by_split(old.splits, lambda names: old.manifest())
+        return {**super().stored_records(), **held}
+
+    def relocate(self, corpus: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """The staging store's manifest and attrs in place; a published file is rewritten whole (HDF5 files
+        are only ever replaced, never edited, see the module doc)."""
+        published = self._published_splits()
+        if self.path.exists():
+            super().relocate(corpus, [r for r in records if r["split"] not in published])
+        if published:
+            self._republish([Hdf5Store(self.final)], corpus, [r for r in records if r["split"] in published])
+
     def finish(self) -> None:
         if not self.path.exists():
             return
-        partial = self.final.with_name(self.final.name + ".partial")
         sources: list[FeatureStore] = [ZarrStore(self.path)]
         if self.final.is_file():
             sources.insert(0, Hdf5Store(self.final))
+        self._republish(sources)
+        _discard(self.path)
+
+    def _republish(self, sources: list[FeatureStore], corpus: dict[str, Any] | None = None,
+                   records: list[dict[str, Any]] | None = None) -> None:
+        partial = self.final.with_name(self.final.name + ".partial")
         try:
-            _publish(sources, partial)
+            _publish(sources, partial, corpus, records)
         finally:
             for source in sources:
                 source.close()
         os.replace(partial, self.final)
-        _discard(self.path)
 
 
-def _publish(sources: list[FeatureStore], target: Path) -> None:
-    """Copy every split of ``sources`` (the newest last) into a new HDF5 file at ``target``."""
+def _publish(sources: list[FeatureStore], target: Path, corpus: dict[str, Any] | None = None,
+             records: list[dict[str, Any]] | None = None) -> None:
+    """Copy every split of ``sources`` (the newest last) into a new HDF5 file at ``target``; ``corpus`` and
+    ``records`` (a moved corpus) replace the sources' attr and manifest rows."""
     attrs = dict(sources[-1].attrs)
     splits: dict[str, FeatureStore] = {}
     for source in sources:
@@ -125,7 +150,10 @@ def _publish(sources: list[FeatureStore], target: Path) -> None:
             splits[name] = source
     attrs["splits"] = list(splits)
     attrs["manifest"] = "manifest"
-    records = [r for name, src in splits.items() for r in src.manifest() if r["split"] == name]
+    if corpus is not None:
+        attrs["corpus"] = corpus
+    if records is None:
+        records = [r for name, src in splits.items() for r in src.manifest() if r["split"] == name]
     with h5py.File(target, "w") as out:
         for key, value in attrs.items():
             out.attrs[key] = json.dumps(value)
@@ -135,7 +163,7 @@ def _publish(sources: list[FeatureStore], target: Path) -> None:
         for name, source in splits.items():
             src = source._split_group(name)
             group = out.create_group(name)
-            for array in SPLIT_ARRAYS:
+            for array in COPIED_ARRAYS:
                 _dataset(group, array, np.asarray(src[array][:]))
             features = src["features"]
             total = features.shape[0]
@@ -177,7 +205,7 @@ class Hdf5Store(FeatureStore):
         return self._handle
 
     def _split_group(self, name: str) -> h5py.Group:
-        return self.handle[name]
+        return split_group(self.path, self.handle, name)
 
     def manifest(self) -> list[dict[str, Any]]:
         if self._records is None:
@@ -188,7 +216,7 @@ class Hdf5Store(FeatureStore):
         return self._records
 
     def _split(self, name: str) -> SplitView:
-        group = self.handle[name]
+        group = self._split_group(name)
         return SplitView(
             name=name,
             ids=np.asarray(group["ids"].asstr()[:]),

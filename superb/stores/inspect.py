@@ -6,6 +6,12 @@ from typing import Any
 
 from superb.stores.base import FeatureStore
 
+STATES = {  # describe()'s "state" as render() says it
+    "empty": "[yellow]empty: no split extracted yet (rerun extract)[/yellow]",
+    "complete": "[green]complete[/green]",
+    "incomplete": "[yellow]incomplete (rerun extract)[/yellow]",
+}
+
 
 def describe(store: FeatureStore) -> dict[str, Any]:
     attrs = store.attrs
@@ -34,7 +40,8 @@ def describe(store: FeatureStore) -> dict[str, Any]:
         "layout": attrs.get("layout"),
         "splits": splits,
         "bytes": store.nbytes(),
-        "complete": done == total,
+        "state": "empty" if not splits else "complete" if done == total else "incomplete",
+        "complete": bool(splits) and done == total,
         "completeness": f"{done}/{total}",
         "superb_version": attrs.get("superb_version"),
         "created": attrs.get("created"),
@@ -66,5 +73,5 @@ def render(report: dict[str, Any]) -> None:
         table.add_row(name, str(split["utterances"]), str(split["done"]), str(split["frames"]),
                       f"{split['seconds'] / 3600:.3f}")
     console.print(table)
-    state = "[green]complete[/green]" if report["complete"] else "[yellow]incomplete (rerun extract)[/yellow]"
+    state = STATES[report["state"]]
     console.print(f"{report['bytes'] / 2**20:.1f} MiB on disk, {report['completeness']} utterances: {state}")

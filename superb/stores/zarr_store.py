@@ -20,9 +20,11 @@ from superb.stores.base import (
     FeatureStore,
     SplitData,
     SplitView,
+    by_split,
     into,
     manifest_columns,
     records_from_columns,
+    split_group,
 )
 from superb.stores.layout import SplitLayout
 from superb.stores.zarr_fastread import FastFrameReader
@@ -65,6 +67,7 @@ class ZarrWriter:
         self._root: zarr.Group | None = None
         self._layouts: dict[str, SplitLayout] = {}
         self._flags: dict[str, np.ndarray] = {}  # shard_done as this writer left it (see mark_shards_done)
+        self._groups: dict[str, zarr.Group] = {}  # splits whose arrays were found (checked once)
 
     def existing_attrs(self) -> dict[str, Any] | None:
         if not _is_group(self.path):
@@ -109,20 +112,33 @@ class ZarrWriter:
             _write_column(group, "shard_done", np.zeros(data.layout.num_shards, dtype=bool), flags)
             if data.layout.num_shards == 0:  # nothing to compute: every (empty) utterance is done
                 self.repair_done(name)
-        # The manifest covers old and new splits. It is written as a new group, and the attribute that
-        # names it is switched together with the split list (one atomic zarr.json write): a kill at
-        # any point leaves either the old manifest and splits or the new ones, never a partial one.
         records = self._existing_records(existing)
         for name in new:
             records.extend(splits[name].records)
-        old_manifest = root.attrs.get("manifest", "manifest")
-        manifest_name = f"manifest-{len(existing) + len(new)}"
-        manifest = root.create_group(manifest_name, overwrite=True)
+        self._switch_manifest(records, {"splits": existing + new})
+
+    def relocate(self, corpus: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Record where the corpus is now: its ``corpus`` attr and the manifest rows of the same utterances."""
+        self._switch_manifest(records, {"corpus": corpus})
+
+    def _switch_manifest(self, records: list[dict[str, Any]], attrs: dict[str, Any]) -> None:
+        """Write ``records`` as a new manifest group, then name it in the attrs together with ``attrs`` (one
+        atomic zarr.json write): a kill at any point leaves the old manifest and attrs or the new ones."""
+        root = self.root
+        old = root.attrs.get("manifest", "manifest")
+        generation = int(old.rpartition("-")[2]) if old.startswith("manifest-") else 0
+        name = f"manifest-{generation + 1}"
+        manifest = root.create_group(name, overwrite=True)  # a leftover of a killed run is redone
         for column, values in manifest_columns(records).items():
             _write_column(manifest, column, values)
-        root.attrs.update({"manifest": manifest_name, "splits": existing + new})
-        if old_manifest != manifest_name and old_manifest in root:
-            del root[old_manifest]
+        root.attrs.update({**attrs, "manifest": name})
+        if old in root:
+            del root[old]
+
+    def stored_records(self) -> dict[str, list[dict[str, Any]]]:
+        if not _is_group(self.path):
+            return {}
+        return by_split(list(self.root.attrs.get("splits", [])), self._existing_records)
 
     def _existing_records(self, names: list[str]) -> list[dict[str, Any]]:
         if not names:
@@ -135,24 +151,29 @@ class ZarrWriter:
         """Manifest rows of one split, in layout order."""
         return self._existing_records([split])
 
+    def _split_group(self, split: str) -> zarr.Group:
+        if split not in self._groups:
+            self._groups[split] = split_group(self.path, self.root, split)
+        return self._groups[split]
+
     def layout(self, split: str) -> SplitLayout:
         if split not in self._layouts:
-            self._layouts[split] = _layout_of(self.root[split], self.root.attrs["layout"])
+            self._layouts[split] = _layout_of(self._split_group(split), self.root.attrs["layout"])
         return self._layouts[split]
 
     def shard_done(self, split: str) -> np.ndarray:
-        return np.asarray(self.root[split]["shard_done"][:], dtype=bool)
+        return np.asarray(self._split_group(split)["shard_done"][:], dtype=bool)
 
     def write_shards(self, split: str, first_shard: int, data: np.ndarray) -> None:
         start = first_shard * self.layout(split).shard_frames
-        self.root[split]["features"][start : start + len(data)] = data
+        self._split_group(split)["features"][start : start + len(data)] = data
 
     def done_group_blocks(self, split: str) -> int | None:
         groups = self.root.attrs["layout"].get("done_groups")
         return None if groups is None else _group_blocks(self.layout(split), groups)
 
     def mark_shards_done(self, split: str, first_shard: int, end_shard: int, update_done: bool = True) -> None:
-        group = self.root[split]
+        group = self._split_group(split)
         # a block's flags lie in one chunk of shard_done: only that chunk's file is rewritten
         group["shard_done"][first_shard:end_shard] = True
         if update_done:  # the only writer: the flags are those read once plus those marked since
@@ -166,7 +187,7 @@ class ZarrWriter:
     def repair_done(self, split: str) -> None:
         """Re-derive ``done`` from ``shard_done`` (a kill between the two writes leaves it behind)."""
         done = self.layout(split).done_from_shards(self.shard_done(split))
-        array = self.root[split]["done"]
+        array = self._split_group(split)["done"]
         if len(done) and not np.array_equal(done, array[:]):
             array[:] = done
 
@@ -200,10 +221,10 @@ class ZarrStore(FeatureStore):
         return lambda start, end, out=None: into(np.asarray(array[start:end]), out)
 
     def _split_group(self, name: str) -> zarr.Group:
-        return self._root[name]
+        return split_group(self.path, self._root, name)
 
     def _split(self, name: str) -> SplitView:
-        group = self._root[name]
+        group = self._split_group(name)
         records = [r for r in self.manifest() if r["split"] == name]
         return SplitView(
             name=name,

@@ -78,6 +78,7 @@ SCHEDULERS = ("constant", "linear_schedule_with_warmup")
 CTC_HEADS = ("linear", "rnn")
 PROTOCOLS = ("dev", "s3prl")
 EVAL_ROLES = ("train", "dev", "test")
+DEV_SAMPLINGS = ("full", "s3prl_balanced")
 
 
 @dataclass
@@ -96,9 +97,10 @@ class RunnerConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW
+    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW: the torch.optim classes
     lr: NonNegativeFloat = 1.0e-4  # 0 keeps the weights where they are (a check, not training)
     eps: NonNegativeFloat = 1.0e-8
+    # torch's AdamW default is 0.01: a config copying s3prl's TorchOptim AdamW says so
     weight_decay: NonNegativeFloat = 0.0
     # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
     scheduler: Annotated[str, OneOf(SCHEDULERS)] = "constant"
@@ -116,11 +118,13 @@ class DataConfig:
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
     crop_seconds: PositiveFloat | None = None  # random train crops (SID: 8 s), on frames
     balanced: bool = False  # class-balanced sampling of train (KS)
+    # every dev item once; "s3prl_balanced": s3prl's class-balanced draws (KS)
+    dev_sampling: Annotated[str, OneOf(DEV_SAMPLINGS)] = "full"
     # ER: share of the training sessions' utterances held out as dev
     dev_ratio: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.2
     fold: Annotated[int, Range(1, 5)] | None = None  # ER: the IEMOCAP session left out as test (1..5)
     num_classes: PositiveInt = 4  # example: random labels over this many classes
-    lexicon: str | None = None  # pr: a LibriSpeech-format lexicon file instead of CMUdict
+    lexicon: str | list[str] | None = None  # pr: LibriSpeech-format lexicon file(s), read in order; None: CMUdict
     trials: str = "veri_test.txt"  # asv: the test trial list (a path, or a list file in the corpus root)
     dev_speakers: NonNegativeInt = 40  # asv (protocol dev): training speakers held out for the dev trial list
     dev_trials: PositiveInt = 8  # asv: dev trials per held-out utterance (half target, half non-target)
@@ -148,10 +152,10 @@ class SpecAugConfig:
     enabled: bool = False
     time_warp: bool = True  # s3prl's apply_time_warp: bicubic stretch around a random centre
     time_warp_window: NonNegativeInt = 5  # frames the centre may move
-    num_time_mask: NonNegativeInt = 2
-    time_mask_width: NonNegativeInt = 40  # frames, widths drawn from [0, this]
-    num_freq_mask: NonNegativeInt = 4
-    freq_mask_width: NonNegativeInt = 50  # feature dims, widths drawn from [0, this]
+    num_time_mask: NonNegativeInt = 2  # 0: s3prl's apply_time_mask false
+    time_mask_width: NonNegativeInt = 40  # frames, widths drawn from [0, this): s3prl's time_mask_width_range [0, this]
+    num_freq_mask: NonNegativeInt = 4  # 0: s3prl's apply_freq_mask false
+    freq_mask_width: NonNegativeInt = 50  # feature dims, widths from [0, this): s3prl's freq_mask_width_range [0, this]
     adaptive: bool = False  # s3prl's adaptive time masks: their number and width scale with the length
     adaptive_number_ratio: Share = 0.04
     adaptive_size_ratio: Share = 0.04
@@ -246,7 +250,8 @@ def _check(block: Any, where: str, key: str) -> None:
 def _rules(hint: Any, value: Any) -> list[Any]:
     """The checks a field's annotation declares (through ``X | None``); a bare float must be finite."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        (hint,) = [option for option in typing.get_args(hint) if option is not type(None)]
+        options = [option for option in typing.get_args(hint) if option is not type(None)]
+        hint = options[0] if len(options) == 1 else None  # a union of several types declares no checks
     if typing.get_origin(hint) is Annotated:
         return list(hint.__metadata__)
     return [Range()] if isinstance(value, float) else []
@@ -317,8 +322,16 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _coerce(inner, value, source, key)
+        inner = [o for o in options if o is not type(None)]
+        if len(inner) == 1:
+            return _coerce(inner[0], value, source, key)
+        for option in inner:  # e.g. str | list[str]: the first type the value fits
+            try:
+                return _coerce(option, value, source, key)
+            except ConfigError:
+                pass
+        names = " or ".join(getattr(o, "__name__", None) if typing.get_origin(o) is None else str(o) for o in inner)
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")

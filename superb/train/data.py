@@ -168,12 +168,7 @@ class TrainBatches(Sampler):
     def batches(self, epoch: int) -> list[list[tuple[int, int]]]:
         rng = _rng(self.seed, epoch, 1)
         n = len(self.lengths)
-        if self.classes is not None:
-            counts = np.bincount(self.classes)
-            weights = 1.0 / counts[self.classes]
-            order = rng.choice(n, size=n, replace=True, p=weights / weights.sum())
-        else:
-            order = rng.permutation(n)
+        order = balanced_draw(self.classes, rng) if self.classes is not None else rng.permutation(n)
         pool = self.batch_size * 50
         batches = []
         for p in range(0, n, pool):
@@ -202,10 +197,47 @@ class TrainBatches(Sampler):
         return self.epoch_length
 
 
+def balanced_draw(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``len(classes)`` item positions drawn with replacement, each class equally likely: s3prl's
+    ``WeightedRandomSampler`` with its KS weights ``N / count(class)``, ``N`` draws."""
+    weights = 1.0 / np.bincount(classes)[classes]
+    return rng.choice(len(classes), size=len(classes), replace=True, p=weights / weights.sum())
+
+
 def eval_batches(lengths: list[int], batch_size: int) -> list[list[tuple[int, int]]]:
     """Every item once, sorted by length (little padding); no crops."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
+    return _sorted_batches(np.arange(len(lengths)), np.asarray(lengths), batch_size)
+
+
+def _sorted_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[list[tuple[int, int]]]:
+    order = order[np.argsort(lengths[order], kind="stable")]
     return [[(int(k), 0) for k in order[b : b + batch_size]] for b in range(0, len(order), batch_size)]
+
+
+class BalancedEvalDraws:
+    """s3prl's KS dev loader: ``len`` items drawn with replacement, each class equally likely, drawn anew
+    for every evaluation (``balanced_draw``). s3prl draws from torch's global RNG, so which clips a
+    checkpoint was scored on depends on everything run before; here the draw is a function of
+    ``(seed, step)``, the step of the model scored (``draw_for``), so a resumed run and ``superb evaluate``
+    score a checkpoint on the sample the run logged for it. Batches are sorted by length (the accuracy
+    does not depend on the batching)."""
+
+    def __init__(self, lengths: list[int], classes: list[int], batch_size: int, seed: int):
+        self.lengths, self.classes = np.asarray(lengths), np.asarray(classes)
+        self.batch_size, self.seed = batch_size, seed
+        self.step = 0
+
+    def draw_for(self, step: int) -> None:
+        self.step = step
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        if not len(self.classes):
+            return iter([])
+        order = balanced_draw(self.classes, _rng(self.seed, self.step, 3))
+        return iter(_sorted_batches(order, self.lengths, self.batch_size))
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
 
 
 class Loader:
@@ -214,7 +246,8 @@ class Loader:
     Threads, not worker processes: reading (``pread``, memory maps, libsndfile) and padding (numpy and
     torch copies) release the GIL, and a batch built in a thread needs no copy through shared memory —
     which on a 2-core machine cost more than the reading itself. ``threads=0`` builds batches inline.
-    ``batch_sampler`` may be a ``TrainBatches`` (the trainer sets its epoch) or a list of batches.
+    ``batch_sampler`` may be a ``TrainBatches`` (the trainer sets its position), a
+    ``BalancedEvalDraws`` (the trainer names the step it scores) or a list of batches.
     """
 
     def __init__(self, dataset: Dataset, batch_sampler: Sampler | list, threads: int, collate_fn=collate,

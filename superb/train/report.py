@@ -29,13 +29,13 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "sws2013": ("atwv",), "snips_ic": ("acc",), "atis": ("acc",), "mosei": ("acc",), "ss": ("si_sdri",),
     "example": ("acc",),
 }
-HIGHER_IS_BETTER = {"acc": True, "per": False, "wer": False, "cer": False, "eer": False, "min_dcf": False,
-                    "der": False, "mtwv": True, "atwv": True, "slot_type_f1": True, "slot_value_cer": False,
-                    "si_sdri": True}
+HIGHER_IS_BETTER = {"acc": True, "per": False, "wer": False, "wer_lm": False, "uer": False, "cer": False,
+                    "eer": False, "min_dcf": False, "der": False, "mtwv": True, "atwv": True, "slot_type_f1": True,
+                    "slot_value_cer": False, "si_sdri": True}
 _RAW = {"mtwv", "atwv", "min_dcf"}  # printed as is with 4 decimals; si_sdri in dB; the rest in percent
 _TASK_NAMES = {"qbe": "QbE"}
 _METRIC_NAMES = {"acc": "Acc", "slot_type_f1": "F1", "slot_value_cer": "CER", "si_sdri": "SI-SDRi",
-                 "min_dcf": "minDCF"}
+                 "min_dcf": "minDCF", "wer_lm": "WER (LM)"}
 PROTOCOLS = ("dev", "s3prl")  # "dev" is the default and carries no mark
 ER_FOLDS = 5
 _ANNOTATE_MAX = 15  # write counts into confusion cells up to this many labels

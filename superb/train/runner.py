@@ -152,6 +152,9 @@ def build_run(args: FitArgs, config: Config) -> Built:
     if config.runner.protocol == "s3prl" and not getattr(task, "s3prl_selects_on_test", False):
         raise ConfigError(f"runner.protocol 's3prl' changes nothing for task {task.name!r} (s3prl selects it on "
                           "dev too); it applies to asv and sd")
+    if config.data.dev_sampling != "full" and not getattr(task, "s3prl_balanced_dev", False):
+        raise ConfigError(f"data.dev_sampling {config.data.dev_sampling!r} is s3prl's dev protocol for ks only; "
+                          f"s3prl scores task {task.name!r} on its whole dev set, as the default 'full' does")
     torch.manual_seed(args.seed)  # head initialisation: reruns with the same seed match
     if args.features and args.upstream:
         raise ConfigError("give --features STORE (stored features) or -u UPSTREAM --root DIR (on the fly), not both")
@@ -216,9 +219,18 @@ def _loaders(built: Built, config: Config, seed: int, ctx: distributed.Context =
     workers = 0 if config.data.preload else config.data.num_workers
     sampler = D.TrainBatches(train.lengths, batch_size or config.data.batch_size, seed, classes, ctx.rank, ctx.world)
     train_loader = D.loader(train, sampler, workers, built.collate)
-    evals = {role: D.loader(ds, D.eval_batches(ds.lengths, config.data.eval_batch_size), workers, built.collate)
+    evals = {role: D.loader(ds, eval_plan(role, ds, config, seed), workers, built.collate)
              for role, ds in built.datasets.items() if role != "train"}
     return train_loader, evals
+
+
+def eval_plan(role: str, dataset: Any, config: Config, seed: int) -> Any:
+    """The batches a role is scored on: every item once, or for dev under ``data.dev_sampling:
+    s3prl_balanced`` s3prl's class-balanced draws, drawn anew for each step scored."""
+    if role == "dev" and config.data.dev_sampling == "s3prl_balanced":
+        classes = [item.target[0] for item in dataset.items]
+        return D.BalancedEvalDraws(dataset.lengths, classes, config.data.eval_batch_size, seed)
+    return D.eval_batches(dataset.lengths, config.data.eval_batch_size)
 
 
 def split_batch(batch: int, accumulate: int, world: int) -> tuple[int, int]:
@@ -360,12 +372,15 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     and test; write results.json, layer weights and confusions."""
     protocol = trainer.config.runner.protocol
     best = expdir / BEST_CHECKPOINT[selection_role(trainer.task, protocol)]
+    scored_step = trainer.progress.step
     if best.is_file():
-        trainer.load(load_checkpoint(best), weights_only=True)
+        ckpt = load_checkpoint(best)
+        trainer.load(ckpt, weights_only=True)
+        scored_step = ckpt["progress"]["step"]
     scores = {}
     for role in ("dev", "test"):
         if role in trainer.eval_loaders:
-            metrics = trainer.evaluate(role, final=True)
+            metrics = trainer.evaluate(role, final=True, step=scored_step)
             if hasattr(trainer.task, "write_outputs"):
                 trainer.task.write_outputs(expdir, role, *trainer.outputs[role], trainer.prepared)
             for head, confusion in metrics.pop("confusion", {}).items():
@@ -377,7 +392,8 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         scores, extra = trainer.task.select_setting(scores, protocol)
     args, store = trainer.meta["args"], trainer.meta["store"]
     results = {
-        "task": trainer.task.name, "protocol": protocol, "best_step": trainer.progress.best_step,
+        "task": trainer.task.name, "protocol": protocol, "dev_sampling": trainer.config.data.dev_sampling,
+        "best_step": trainer.progress.best_step,
         "dev": scores.get("dev", {}), "test": scores.get("test", {}),
         "upstream": results_upstream(store.get("upstream") or {}),
         "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
@@ -412,10 +428,10 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[s
         raise ConfigError(f"-t {split!r}: this run has splits {', '.join(built.datasets)}")
     device = resolve_device(args.device)
     built.model.to(device)
-    evals = {split: D.loader(built.datasets[split], D.eval_batches(built.datasets[split].lengths,
-                                                                     config.data.eval_batch_size), 0, built.collate)}
+    plan = eval_plan(split, built.datasets[split], config, args.seed)
+    evals = {split: D.loader(built.datasets[split], plan, 0, built.collate)}
     trainer = Trainer(built.model, built.task, built.prepared, config, path.parent, None, evals, device, ckpt)
     trainer.load(ckpt, weights_only=True)
-    metrics = trainer.evaluate(split)
+    metrics = trainer.evaluate(split, step=ckpt["progress"]["step"])
     metrics.pop("confusion", None)
     return metrics

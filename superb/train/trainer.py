@@ -197,13 +197,17 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, role: str, final: bool = False) -> dict[str, Any]:
+    def evaluate(self, role: str, final: bool = False, step: int | None = None) -> dict[str, Any]:
         """Metrics of the current model on a role's loader (``loss``, the task metric, confusion…).
 
         The outputs themselves stay in ``self.outputs[role]``: item positions, predictions, targets.
         ``final`` (the results of the selected model) uses the task's ``final_metrics`` where it has one
         (SD scores every post-processing setting there, not at every evaluation during training).
+        ``step``: the training step of the model scored (default: now), which picks a drawn dev sample.
         """
+        draw_for = getattr(self.eval_loaders[role].batch_sampler, "draw_for", None)
+        if draw_for is not None:
+            draw_for(self.progress.step if step is None else step)
         self.model.eval()
         positions, predictions, targets, losses, count = [], [], [], 0.0, 0
         for batch in self.eval_loaders[role]:

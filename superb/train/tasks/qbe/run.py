@@ -3,12 +3,14 @@ by subsequence DTW, written in the official ``benchmark.stdlist.xml`` format and
 ground truth (s3prl's ``quesst14_dtw`` recipe, then its scorer's numbers).
 
 Per layer: features z-normalised per dimension over all queries and documents of the run (s3prl's
-``feature_normalization``), the queries' normalised DTW costs against every document
-(``superb.train.tasks.qbe.dtw``), score = −cost, z-normalised per term over the documents, terms whose
-queries are all under 5 frames scored 0, ``decision="YES"`` above 2 standard deviations (s3prl's threshold).
-A term with several example queries (SWS 2013's ``_01``, ``_02`` files) takes each document's best example.
-The store is read in two passes whatever the number of layers: one for the normalisation statistics, one
-for the documents, in chunks, each chunk scored for every layer.
+``feature_normalization``), each row (query frame) of every query × document distance matrix min-max
+normalised (s3prl's ``dtwrc.minmax_norm: True``; ``minmax_norm=False`` keeps the raw distances), the
+queries' normalised DTW costs against every document (``superb.train.tasks.qbe.dtw``), score = −cost,
+z-normalised per term over the documents, terms whose queries are all under 5 frames scored 0,
+``decision="YES"`` above 2 standard deviations (s3prl's threshold). A term with several example queries
+(SWS 2013's ``_01``, ``_02`` files) takes each document's best example. The store is read in two passes
+whatever the number of layers: one for the normalisation statistics, one for the documents, in chunks,
+each chunk scored for every layer.
 
 Scoring (``superb.train.tasks.qbe.scoring``): each layer is scored on exactly what its file says (the
 scores as written, to 4 decimals), without parsing the file again. The best dev layer (MTWV) is SUPERB's
@@ -57,6 +59,7 @@ class QbeRequest:
     layers: list[int] | str | None = None  # stored layer indices; None: all; "best": the dev run's best layer
     distance: str = "cosine_exp"
     normalize: bool = True
+    minmax_norm: bool = True  # s3prl's default: each distance row scaled to [0, 1] per document before the DTW
     chunk_frames: int = 200_000  # document frames scored at once (memory: frames × dim × 4 bytes per layer)
     groundtruth: Path | None = None  # None: the corpus's own folder for the split
     select_from: Path | None = None  # the dev run whose best layer a test run reports
@@ -165,7 +168,8 @@ def search(req: QbeRequest, layers: list[int], located: bool) -> tuple[dict[int,
         doc_feats = list(_features(docs, chunk))
         for n, layer in enumerate(layers):
             packed = Documents([layer_of(d, n) for d in doc_feats], device=device)
-            for q, match in enumerate(many_query_matches(per_layer[n], packed, req.distance, locate=located)):
+            for q, match in enumerate(many_query_matches(per_layer[n], packed, req.distance, req.minmax_norm,
+                                                           locate=located)):
                 found[layer][q].append(_on_cpu(match))
     position = {i: q for q, i in enumerate(scored)}
     terms = _terms(queries)
@@ -241,6 +245,7 @@ def run_qbe(req: QbeRequest) -> dict[str, Any]:
         if truth is not None:
             results[str(layer)].update(scoring.score(truth, written, req.costs))
     summary = {"split": req.split, "corpus": corpus, "distance": req.distance, "normalize": req.normalize,
+               "minmax_norm": req.minmax_norm,
                "documents": len(docs), **info, "groundtruth": str(folder) if truth else None,
                "costs": asdict(req.costs), "default_score": scoring.DEFAULT_SCORE, "trials": "per document",
                "best_layer": _best(results), "layers": results}
@@ -268,13 +273,16 @@ def write_results(req: QbeRequest, test: dict[str, Any], dev: dict[str, Any]) ->
         warnings.warn(f"the best dev layer ({layer}) is not among the scored test layers: no results.json "
                       "(score it with --layers best)", stacklevel=1)
         return None
-    if dev.get("distance") != test["distance"] or dev.get("normalize") != test["normalize"]:
-        raise ConfigError("the dev run used another --dist or normalisation than this test run; rerun one of them")
+    dev_settings = {"distance": dev.get("distance"), "normalize": dev.get("normalize"),
+                    "minmax_norm": dev.get("minmax_norm", False)}  # a dev run from before the option: raw distances
+    if any(value != test[key] for key, value in dev_settings.items()):
+        raise ConfigError("the dev run used another --dist, normalisation or min-max normalisation than this test "
+                          "run; rerun one of them")
     results = {
         "task": QBE_CORPORA[test["corpus"]], "protocol": "dev", "best_step": None, "layer": int(layer),
         "dev": _metrics(dev["layers"][str(layer)]), "test": _metrics(test["layers"][str(layer)]),
         "upstream": results_upstream(req.store.attrs.get("upstream") or {}), "corpus": test["corpus"],
-        "source": "store", "distance": test["distance"], "scoring": {
+        "source": "store", "distance": test["distance"], "minmax_norm": test["minmax_norm"], "scoring": {
             "scope": "official", "trials": "per document", "costs": test["costs"],
             "default_score": test["default_score"],
             "searched": {"dev": dev["layers"][str(layer)]["searched"], "test": test["layers"][str(layer)]["searched"]},

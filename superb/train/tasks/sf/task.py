@@ -2,9 +2,9 @@
 
 The target is the transcript with every slot value wrapped in begin/end slot tokens
 (``superb.train.tasks.sf.slots.iob_to_tagged``). The head is s3prl's snips.yaml one, the ASR head
-(SpecAugment with adaptive time masks → projector → 2 × BiLSTM 1024); SPEC's table names the linear PR
-head, which ``-o config.model.head=linear`` selects. Decoding is greedy. Metrics are s3prl's: slot-type
-F1 (the best-dev selection metric) and slot-value CER.
+(SpecAugment as its ``specaug`` block, time masks not adaptive → projector → 2 × BiLSTM 1024); SPEC's
+table names the linear PR head, which ``-o config.model.head=linear`` selects. Decoding is greedy.
+Metrics are s3prl's: slot-type F1 (the best-dev selection metric) and slot-value CER.
 """
 
 from __future__ import annotations
