@@ -13,9 +13,9 @@ import functools
 import os
 import types
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from superb.errors import ConfigError
+from superb.files import numbered_lines
 from superb.train.tasks.scoring import error_rate
 
 # CMUdict's 39 base phones. Vowels carry a stress digit (0 none, 1 primary, 2 secondary); consonants none.
@@ -65,14 +65,8 @@ class Lexicon:
         Blank lines are skipped. Raises ``ConfigError`` naming ``file:line`` for a word with no phones or a
         phone outside :data:`PHONES` (the CTC vocabulary), and for a file that cannot be read.
         """
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read lexicon {path}: {exc}. Pass a LibriSpeech-format lexicon file "
-                              "(lines 'WORD PH1 PH2 ...') or omit it to use CMUdict.") from exc
         entries: dict[str, tuple[str, ...]] = {}
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        for lineno, line in numbered_lines(path, "lexicon", ConfigError):
             if not line.strip():
                 continue
             word, *phones = line.split()
