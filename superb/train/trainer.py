@@ -24,6 +24,7 @@ from torch import nn
 
 from superb import distributed
 from superb.errors import CheckpointError, ConfigError
+from superb.files import replaced
 from superb.train.config import BEST_CHECKPOINT, Config, OptimizerConfig, selection_role
 from superb.train.featurizer import Featurizer
 
@@ -149,9 +150,14 @@ class Trainer:
 
     def save(self, name: str) -> Path:
         path = self.expdir / name
-        tmp = path.with_suffix(".ckpt.partial")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)  # a kill never leaves half a checkpoint
+        with replaced(path) as partial, open(partial, "wb") as handle:  # a kill keeps the old checkpoint
+            sink = _KeptWriteError(handle)
+            try:
+                torch.save(self.state(), sink)
+            except RuntimeError:
+                if sink.error is None:
+                    raise
+                raise sink.error from None  # a full disk: an OSError, which the CLI says in one line
         return path
 
     def load(self, ckpt: dict[str, Any], weights_only: bool = False) -> None:
@@ -346,6 +352,25 @@ def _unpad(targets: torch.Tensor, lengths: torch.Tensor) -> list[tuple[int, ...]
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class _KeptWriteError:
+    """A file that keeps the ``OSError`` of a failed write: torch's zip writer swallows it and raises only
+    ``RuntimeError: unexpected pos``, which would hide a full disk."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
