@@ -24,9 +24,12 @@ from torch import nn
 
 from superb import distributed
 from superb.errors import CheckpointError, ConfigError
+from superb.extract.upstreams.fairseq_unpickle import load_pickled
 from superb.files import replaced
 from superb.train.config import BEST_CHECKPOINT, Config, OptimizerConfig, selection_role
 from superb.train.featurizer import Featurizer
+
+_CHECKPOINT_KEYS = ("model", "args", "config", "progress")  # what every checkpoint of ``save`` holds
 
 
 class DownstreamModel(nn.Module):
@@ -374,10 +377,14 @@ class _KeptWriteError:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint as plain data; never unpickles code."""
+    """A checkpoint ``superb fit`` wrote, as plain data; never unpickles code. Anything else (an empty, cut
+    short or foreign file, an upstream checkpoint) is one ``CheckpointError`` line."""
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a superb checkpoint ({str(exc).splitlines()[0]})") from None
+    ckpt = load_pickled(path, stand_ins=False)
+    if not isinstance(ckpt, dict) or not all(isinstance(ckpt.get(key), dict) for key in _CHECKPOINT_KEYS):
+        found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a checkpoint of superb fit (top level: {found}; expected "
+                              f"{', '.join(_CHECKPOINT_KEYS)}); pass a states-STEP.ckpt or dev-best.ckpt of a run "
+                              "(an upstream's checkpoint goes to --ckpt)")
+    return ckpt
