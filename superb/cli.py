@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from superb.errors import ConfigError, SuperbError
+from superb.errors import ConfigError, SuperbError, disk_error
 
 app = typer.Typer(
     name="superb",
@@ -303,6 +303,12 @@ def main(argv: list[str] | None = None) -> None:
     except SuperbError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a full or read-only disk where no command named its output folder
+        error = disk_error(exc)
+        if error is None:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun the same command to carry on where it stopped", err=True)
         sys.exit(130)

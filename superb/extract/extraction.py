@@ -35,7 +35,7 @@ import torch
 
 import superb
 from superb import distributed
-from superb.errors import ConfigError, StoreError, SuperbError
+from superb.errors import ConfigError, StoreError, SuperbError, disk_error, disk_errors
 from superb.extract import audio
 from superb.extract.corpora.base import Corpus
 from superb.extract.corpus_match import check_same_utterances, moved
@@ -172,7 +172,13 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
 
     ``upstream`` may be passed already built (benchmarks time the job without model loading); it
     must be what ``req`` describes. Under ``torchrun`` every process calls this (see the module doc).
+    A full or read-only disk raises ``DiskError`` naming the store; what was written stays, for the rerun.
     """
+    with disk_errors(req.out, "--out"):
+        return _extract(req, upstream)
+
+
+def _extract(req: ExtractRequest, upstream: Upstream | None) -> Path:
     fmt = STORE_FORMATS.get(req.format)
     if req.dtype not in DTYPES:
         raise ConfigError(f"--dtype {req.dtype!r}: choose float16 or float32")
@@ -202,7 +208,7 @@ def extract(req: ExtractRequest, upstream: Upstream | None = None) -> Path:
                 lock.claim()
                 _prepare(fmt.writer(path), path, corpus, splits, upstream, layers, req, ctx)
             except Exception as exc:
-                failure = exc
+                failure = disk_error(exc, req.out, "--out") or exc  # so the other processes say it too
         # the others wait here until the store exists, then read it as rank 0 left it; if rank 0 failed,
         # every process stops with its one line
         said = (None if failure is None else str(failure) if isinstance(failure, SuperbError)

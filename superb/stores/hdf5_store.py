@@ -2,9 +2,10 @@
 
 HDF5 is not crash-safe: a process killed while it writes can leave the whole file unreadable. So the
 extraction writes into a Zarr staging store beside it (``CORPUS.h5.staging/``, resumable like any Zarr
-store) and ``finish`` copies that into ``CORPUS.h5.partial``, then renames it into place. A reader never
-sees a half-written file. Attributes are stored as JSON text, since HDF5 attributes cannot hold dicts.
-Readers open their own handle in each process (h5py handles do not survive ``fork``).
+store) and ``finish`` copies that into ``CORPUS.h5.partial``, then renames it into place (or, when the
+disk fills up, removes it: the staging store stays for the rerun). A reader never sees a half-written file.
+Attributes are stored as JSON text, since HDF5 attributes cannot hold dicts. Readers open their own handle
+in each process (h5py handles do not survive ``fork``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import h5py
 import numpy as np
 
 from superb.errors import StoreError
+from superb.files import replaced
 from superb.stores.base import (
     MANIFEST_COLUMNS,
     SPLIT_ARRAYS,
@@ -130,13 +132,12 @@ class Hdf5Writer(ZarrWriter):
 
     def _republish(self, sources: list[FeatureStore], corpus: dict[str, Any] | None = None,
                    records: list[dict[str, Any]] | None = None) -> None:
-        partial = self.final.with_name(self.final.name + ".partial")
         try:
-            _publish(sources, partial, corpus, records)
+            with replaced(self.final) as partial:  # a full disk leaves the staging store and no partial file
+                _publish(sources, partial, corpus, records)
         finally:
             for source in sources:
                 source.close()
-        os.replace(partial, self.final)
 
 
 def _publish(sources: list[FeatureStore], target: Path, corpus: dict[str, Any] | None = None,
@@ -154,7 +155,9 @@ def _publish(sources: list[FeatureStore], target: Path, corpus: dict[str, Any] |
         attrs["corpus"] = corpus
     if records is None:
         records = [r for name, src in splits.items() for r in src.manifest() if r["split"] == name]
-    with h5py.File(target, "w") as out:
+    # through a Python file: a full disk is then an OSError, and HDF5 is not left holding a file it could
+    # not flush (with its own driver it raised a RuntimeError and the interpreter crashed at exit)
+    with open(target, "w+b") as handle, h5py.File(handle, "w") as out:
         for key, value in attrs.items():
             out.attrs[key] = json.dumps(value)
         manifest = out.create_group("manifest")

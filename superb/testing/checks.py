@@ -1,10 +1,15 @@
-"""Assertions that corpus-reader tests share: lengths match decoding, and the documented order holds."""
+"""Assertions that corpus-reader tests share: lengths match decoding, the documented order holds, list files
+saved by Windows editors read the same and a stray byte is named by file and line."""
 
 from __future__ import annotations
 
+import codecs
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from superb.errors import CorpusError, SuperbError
 from superb.extract.audio import read
 from superb.extract.corpora.base import Utterance
 
@@ -22,6 +27,27 @@ def assert_ordered(utts: list[Utterance], splits: list[str]) -> None:
     for split in splits:
         ids = [u.id for u in utts if u.split == split]
         assert ids == sorted(ids)
+
+
+def assert_text_file_checks(path: Path, reading: Callable[[], Any], error: type[SuperbError] = CorpusError,
+                             label_line: Callable[[bytes], bool] = lambda raw: bool(raw.strip())) -> None:
+    """``reading()`` (which reads the text file ``path``, among others) gives the same result once ``path`` is
+    saved with a UTF-8 byte-order mark and CRLF line ends; with a byte that is not UTF-8 appended to the last
+    line ``label_line`` accepts, it raises ``error`` naming ``path`` and that line. ``path`` is left broken."""
+    before = reading()
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(codecs.BOM_UTF8 + b"".join(line.rstrip(b"\r\n") + b"\r\n" for line in lines))
+    assert reading() == before, path
+    lineno = max(n for n, line in enumerate(lines, start=1) if label_line(line))
+    lines[lineno - 1] = lines[lineno - 1].rstrip(b"\r\n") + b"\xff\n"
+    path.write_bytes(b"".join(lines))
+    try:
+        reading()
+    except error as exc:
+        said = str(exc)
+    else:
+        raise AssertionError(f"{path}: a byte that is not UTF-8 on line {lineno} went unnoticed")
+    assert said.startswith((f"{path}:{lineno}: not UTF-8", f"{path.resolve()}:{lineno}: not UTF-8")), said
 
 
 def checked_ecf(path: Path) -> dict[str, float]:

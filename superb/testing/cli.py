@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -14,6 +16,21 @@ def run_superb(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     """``python -m superb ARGS`` with this interpreter; ``env`` adds to the current environment."""
     return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
+
+
+def run_superb_here(*args: str) -> subprocess.CompletedProcess:
+    """``superb ARGS`` in this process, so that a test can make something inside fail (a write refused by a
+    full disk); exit status and output as ``run_superb`` returns them. An uncaught exception propagates."""
+    from superb.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["superb", *args], code, out.getvalue(), err.getvalue())
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import ConfigError
+from superb.files import write_text
 
 # The SUPERB ten in the paper's order, then the rest; sf has two columns, selected on its first metric.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -520,7 +521,7 @@ def write_report(table: Table, runs: list[Run], out_dir: Path) -> dict[str, Path
     texts = {"report.md": render_markdown(table, runs, plots), "report.csv": render_csv(table),
              "report.json": json.dumps(report_data(table, runs), indent=2, ensure_ascii=False) + "\n"}
     for name, text in texts.items():
-        (out_dir / name).write_text(text, encoding="utf-8")
+        write_text(out_dir / name, text)
     return {**{name: out_dir / name for name in texts}, **plots}
 
 

@@ -22,8 +22,9 @@ import torch
 import yaml
 
 from superb import distributed
-from superb.errors import ConfigError, StoreError
+from superb.errors import ConfigError, StoreError, disk_errors
 from superb.extract.extraction import resolve_device
+from superb.files import write_text
 from superb.registry import TASKS, UPSTREAMS
 from superb.stores.base import FeatureStore, find_stores, open_store
 from superb.train import data as D
@@ -273,40 +274,41 @@ def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Pat
     if TASKS.canonical(args.task) == "er" and args.fold is None:
         args.fold = config.data.fold  # the config's default fold: name the expdir after it too
     expdir = _expdir(args)
-    batch, accumulate = split_batch(config.data.batch_size, config.runner.gradient_accumulate_steps, ctx.world)
-    if resume is None and _run_files(expdir):
-        if not auto_resume:
-            raise ConfigError(f"{expdir} already holds a run: resume it with -a, or choose another -n/-p")
-        distributed.barrier()  # every process has looked before the main one clears
+    with disk_errors(expdir, "-p", "rerun it with -a"):  # a full or read-only disk: one line
+        batch, accumulate = split_batch(config.data.batch_size, config.runner.gradient_accumulate_steps, ctx.world)
+        if resume is None and _run_files(expdir):
+            if not auto_resume:
+                raise ConfigError(f"{expdir} already holds a run: resume it with -a, or choose another -n/-p")
+            distributed.barrier()  # every process has looked before the main one clears
+            if ctx.main:
+                for path in _run_files(expdir):  # killed before its first checkpoint: start over, cleanly
+                    path.unlink()
+        if ctx.distributed and ctx.main:
+            print(f"distributed: {ctx.world} processes × batch {batch} × accumulation {accumulate} = effective batch "
+                  f"{ctx.world * batch * accumulate} (the config's {config.data.batch_size} × "
+                  f"{config.runner.gradient_accumulate_steps})", file=sys.stderr)
+        built = build_run(args, config)
+        built.model.to(device)
+        train_loader, evals = _loaders(built, config, args.seed, ctx, batch)
+        meta = {"args": args.to_dict(), "config": config.to_dict(), "store": built.identity,
+                "task": built.task.name, "classes": built.prepared.classes}
+        trainer = Trainer(built.model, built.task, built.prepared, config, expdir, train_loader, evals, device, meta,
+                          ctx=ctx, accumulate=accumulate)
+        if resume is not None:
+            if args.features:
+                check_identity(resume["store"], built.identity)
+            trainer.load(resume)
+            if ctx.main:
+                _forget_after(expdir, trainer.progress.step)
+        elif init_ckpt is not None:
+            trainer.load(load_checkpoint(init_ckpt), weights_only=True)
+        expdir.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty expdir
         if ctx.main:
-            for path in _run_files(expdir):  # killed before its first checkpoint: start over, cleanly
-                path.unlink()
-    if ctx.distributed and ctx.main:
-        print(f"distributed: {ctx.world} processes × batch {batch} × accumulation {accumulate} = effective batch "
-              f"{ctx.world * batch * accumulate} (the config's {config.data.batch_size} × "
-              f"{config.runner.gradient_accumulate_steps})", file=sys.stderr)
-    built = build_run(args, config)
-    built.model.to(device)
-    train_loader, evals = _loaders(built, config, args.seed, ctx, batch)
-    meta = {"args": args.to_dict(), "config": config.to_dict(), "store": built.identity,
-            "task": built.task.name, "classes": built.prepared.classes}
-    trainer = Trainer(built.model, built.task, built.prepared, config, expdir, train_loader, evals, device, meta,
-                      ctx=ctx, accumulate=accumulate)
-    if resume is not None:
-        if args.features:
-            check_identity(resume["store"], built.identity)
-        trainer.load(resume)
+            _write_run_files(expdir, args, config)
+        trainer.fit(on_step=on_step)
         if ctx.main:
-            _forget_after(expdir, trainer.progress.step)
-    elif init_ckpt is not None:
-        trainer.load(load_checkpoint(init_ckpt), weights_only=True)
-    expdir.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty expdir
-    if ctx.main:
-        _write_run_files(expdir, args, config)
-    trainer.fit(on_step=on_step)
-    if ctx.main:
-        write_results(trainer, expdir)
-    return expdir
+            write_results(trainer, expdir)
+        return expdir
 
 
 def _resume_checkpoint(args: FitArgs, past_exp: Path | None, auto_resume: bool) -> dict[str, Any] | None:
@@ -349,16 +351,22 @@ def _forget_after(expdir: Path, step: int) -> None:
             best.unlink()
     log = expdir / "log.jsonl"
     if log.is_file():
-        kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        tmp = log.with_suffix(".jsonl.partial")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, log)  # a kill here keeps the old log whole
+        kept = [line for line in log.read_text().splitlines() if _logged(line, step)]
+        write_text(log, "".join(line + "\n" for line in kept))  # a kill here keeps the old log whole
+
+
+def _logged(line: str, step: int) -> bool:
+    """A log line recorded at or before ``step``; a line torn by a kill or a full disk is dropped."""
+    try:
+        return json.loads(line)["step"] <= step
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _write_run_files(expdir: Path, args: FitArgs, config: Config) -> None:
-    (expdir / "command.txt").write_text(" ".join(shlex.quote(a) for a in sys.argv) + "\n")
-    (expdir / "args.yaml").write_text(yaml.safe_dump(args.to_dict(), sort_keys=False))
-    (expdir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(expdir / "command.txt", " ".join(shlex.quote(a) for a in sys.argv) + "\n")
+    write_text(expdir / "args.yaml", yaml.safe_dump(args.to_dict(), sort_keys=False))
+    write_text(expdir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def results_upstream(upstream: dict[str, Any]) -> dict[str, Any]:
@@ -385,7 +393,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
                 trainer.task.write_outputs(expdir, role, *trainer.outputs[role], trainer.prepared)
             for head, confusion in metrics.pop("confusion", {}).items():
                 suffix = "" if len(trainer.task.heads) == 1 else f"-{head}"
-                (expdir / f"confusion-{role}{suffix}.json").write_text(json.dumps(confusion))
+                write_text(expdir / f"confusion-{role}{suffix}.json", json.dumps(confusion))
             scores[role] = {k: v for k, v in metrics.items() if k != "loss"}
     extra: dict[str, Any] = {}
     if hasattr(trainer.task, "select_setting"):  # SD: the post-processing chosen on dev (or test: s3prl)
@@ -402,10 +410,10 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         **({"notes": trainer.prepared.notes} if trainer.prepared.notes else {}),
         **extra,
     }
-    (expdir / "results.json").write_text(json.dumps(results, indent=2))
     weights = trainer.model.featurizer.layer_weights()
     if weights is not None:
-        (expdir / "layer_weights.json").write_text(json.dumps(weights))
+        write_text(expdir / "layer_weights.json", json.dumps(weights))
+    write_text(expdir / "results.json", json.dumps(results, indent=2))  # last: the run is complete
     return results
 
 

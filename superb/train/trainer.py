@@ -24,8 +24,12 @@ from torch import nn
 
 from superb import distributed
 from superb.errors import CheckpointError, ConfigError
+from superb.extract.upstreams.fairseq_unpickle import load_pickled
+from superb.files import replaced
 from superb.train.config import BEST_CHECKPOINT, Config, OptimizerConfig, selection_role
 from superb.train.featurizer import Featurizer
+
+_CHECKPOINT_KEYS = ("model", "args", "config", "progress")  # what every checkpoint of ``save`` holds
 
 
 class DownstreamModel(nn.Module):
@@ -149,9 +153,14 @@ class Trainer:
 
     def save(self, name: str) -> Path:
         path = self.expdir / name
-        tmp = path.with_suffix(".ckpt.partial")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)  # a kill never leaves half a checkpoint
+        with replaced(path) as partial, open(partial, "wb") as handle:  # a kill keeps the old checkpoint
+            sink = _KeptWriteError(handle)
+            try:
+                torch.save(self.state(), sink)
+            except RuntimeError:
+                if sink.error is None:
+                    raise
+                raise sink.error from None  # a full disk: an OSError, which the CLI says in one line
         return path
 
     def load(self, ckpt: dict[str, Any], weights_only: bool = False) -> None:
@@ -352,11 +361,34 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+class _KeptWriteError:
+    """A file that keeps the ``OSError`` of a failed write: torch's zip writer swallows it and raises only
+    ``RuntimeError: unexpected pos``, which would hide a full disk."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint as plain data; never unpickles code."""
+    """A checkpoint ``superb fit`` wrote, as plain data; never unpickles code. Anything else (an empty, cut
+    short or foreign file, an upstream checkpoint) is one ``CheckpointError`` line."""
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a superb checkpoint ({str(exc).splitlines()[0]})") from None
+    ckpt = load_pickled(path, stand_ins=False)
+    if not isinstance(ckpt, dict) or not all(isinstance(ckpt.get(key), dict) for key in _CHECKPOINT_KEYS):
+        found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a checkpoint of superb fit (top level: {found}; expected "
+                              f"{', '.join(_CHECKPOINT_KEYS)}); pass a states-STEP.ckpt or dev-best.ckpt of a run "
+                              "(an upstream's checkpoint goes to --ckpt)")
+    return ckpt

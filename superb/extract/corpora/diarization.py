@@ -27,6 +27,7 @@ from typing import Any
 
 from superb.errors import CorpusError
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.files import numbered_lines
 
 SPLITS = ("train", "dev", "test")
 TOLERANCE = 0.01  # seconds a segment may stick out of [0, reco2dur]
@@ -129,14 +130,13 @@ def _lines(path: Path, fields: int, form: str, maxsplit: int = -1):
 
     With ``maxsplit`` the last field is the rest of the line (a path may hold spaces).
     """
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            parts = raw.strip().split(None, maxsplit)
-            if not parts:
-                continue
-            if len(parts) != fields:
-                raise CorpusError(f"{path}:{lineno}: malformed line {raw.strip()[:80]!r} (expected '{form}')")
-            yield lineno, parts
+    for lineno, raw in numbered_lines(path):
+        parts = raw.strip().split(None, maxsplit)
+        if not parts:
+            continue
+        if len(parts) != fields:
+            raise CorpusError(f"{path}:{lineno}: malformed line {raw.strip()[:80]!r} (expected '{form}')")
+        yield lineno, parts
 
 
 def _seconds(text: str, path: Path, lineno: int, what: str) -> float:
@@ -213,18 +213,17 @@ def rttm_turns(path: str | Path) -> list[Turn]:
     if not path.is_file():
         raise CorpusError(f"{path}: RTTM file not found")
     turns: list[Turn] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            parts = raw.split()
-            if not parts or parts[0].startswith(";;") or parts[0] in _OTHER_RTTM_TYPES:
-                continue
-            if parts[0] != "SPEAKER" or len(parts) < 8:
-                raise CorpusError(f"{path}:{lineno}: malformed RTTM line {raw.strip()[:80]!r} (expected "
-                                  "'SPEAKER REC 1 START DUR <NA> <NA> SPK <NA>')")
-            start = _seconds(parts[3], path, lineno, "start")
-            duration = _seconds(parts[4], path, lineno, "duration")
-            if duration <= 0:
-                raise CorpusError(f"{path}:{lineno}: turn duration {parts[4]!r} is not positive")
-            end = round(start + duration, 6)  # 0.251 + 0.79 is 1.041, as the segments file would say
-            turns.append(Turn(parts[1], start, end, parts[7], f"{path}:{lineno}"))
+    for lineno, raw in numbered_lines(path):
+        parts = raw.split()
+        if not parts or parts[0].startswith(";;") or parts[0] in _OTHER_RTTM_TYPES:
+            continue
+        if parts[0] != "SPEAKER" or len(parts) < 8:
+            raise CorpusError(f"{path}:{lineno}: malformed RTTM line {raw.strip()[:80]!r} (expected "
+                              "'SPEAKER REC 1 START DUR <NA> <NA> SPK <NA>')")
+        start = _seconds(parts[3], path, lineno, "start")
+        duration = _seconds(parts[4], path, lineno, "duration")
+        if duration <= 0:
+            raise CorpusError(f"{path}:{lineno}: turn duration {parts[4]!r} is not positive")
+        end = round(start + duration, 6)  # 0.251 + 0.79 is 1.041, as the segments file would say
+        turns.append(Turn(parts[1], start, end, parts[7], f"{path}:{lineno}"))
     return turns

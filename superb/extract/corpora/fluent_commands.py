@@ -15,6 +15,7 @@ from typing import Any
 
 from superb.errors import CorpusError
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.files import numbered_lines
 
 CSV_FILES = {"train": "train_data.csv", "dev": "valid_data.csv", "test": "test_data.csv"}
 COLUMNS = ("path", "speakerId", "transcription", "action", "object", "location")
@@ -59,27 +60,26 @@ def _read_csv(base: Path, split: str) -> list[tuple[str, Path, dict[str, str]]]:
                           "fluent_speech_commands_dataset folder?")
     rows: list[tuple[str, Path, dict[str, str]]] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise CorpusError(f"{path}:1: column {missing[0]!r} missing from the header "
-                              f"(expected ,{','.join(COLUMNS)})")
-        for row in reader:
-            lineno = reader.line_num
-            if any(row[c] is None for c in COLUMNS):
-                raise CorpusError(f"{path}:{lineno}: row has fewer fields than the header")
-            parts = _audio_parts(row["path"], path, lineno)
-            uid = PurePosixPath(*parts[2:]).with_suffix("").as_posix()
-            if uid in seen:
-                raise CorpusError(f"{path}:{lineno}: {row['path']!r} already listed on line {seen[uid]}")
-            seen[uid] = lineno
-            wav = base.joinpath(*parts)
-            if not wav.is_file():
-                raise CorpusError(f"{path}:{lineno}: audio file {wav} not found")
-            meta = {slot: row[slot] for slot in SLOTS}
-            meta.update(speaker=row["speakerId"], transcription=row["transcription"])
-            rows.append((uid, wav, meta))
+    reader = csv.DictReader(line for _, line in numbered_lines(path))  # its line_num counts the file's lines
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+        raise CorpusError(f"{path}:1: column {missing[0]!r} missing from the header "
+                          f"(expected ,{','.join(COLUMNS)})")
+    for row in reader:
+        lineno = reader.line_num
+        if any(row[c] is None for c in COLUMNS):
+            raise CorpusError(f"{path}:{lineno}: row has fewer fields than the header")
+        parts = _audio_parts(row["path"], path, lineno)
+        uid = PurePosixPath(*parts[2:]).with_suffix("").as_posix()
+        if uid in seen:
+            raise CorpusError(f"{path}:{lineno}: {row['path']!r} already listed on line {seen[uid]}")
+        seen[uid] = lineno
+        wav = base.joinpath(*parts)
+        if not wav.is_file():
+            raise CorpusError(f"{path}:{lineno}: audio file {wav} not found")
+        meta = {slot: row[slot] for slot in SLOTS}
+        meta.update(speaker=row["speakerId"], transcription=row["transcription"])
+        rows.append((uid, wav, meta))
     return rows
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from superb.errors import CorpusError
 from superb.extract.corpora.base import Corpus, Utterance, utterance_from_file
+from superb.files import numbered_lines
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 DEFAULT_SPLIT = "all"
@@ -74,32 +75,30 @@ def _read_tsv(tsv: Path) -> list[_Row]:
     rows: dict[str, _Row] = {}
     first_line: dict[str, int] = {}
     width: int | None = None
-    with tsv.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = [field.strip() for field in line.split("\t")]
-            if width is None and not rows and [x.lower() for x in fields[:2]] == ["id", "path"]:
-                continue  # header
-            where = f"{tsv}:{lineno}"
-            if not 2 <= len(fields) <= 4 or not all(fields):
-                raise CorpusError(f"{where}: malformed line {line[:80]!r} (expected {_COLUMNS}, no empty fields)")
-            if width is None:
-                width = len(fields)
-            elif len(fields) != width:
-                raise CorpusError(f"{where}: {len(fields)} columns, but earlier lines have {width} ({_COLUMNS})")
-            uid, rel = fields[0], fields[1]
-            if uid in rows:
-                raise CorpusError(f"{where}: duplicate id {uid!r} (first on line {first_line[uid]})")
-            path = Path(rel).expanduser()
-            path = path if path.is_absolute() else tsv.parent / path
-            if not path.is_file():
-                raise CorpusError(f"{where}: audio file {path} not found")
-            label = fields[2] if width >= 3 else None
-            split = fields[3] if width == 4 else DEFAULT_SPLIT
-            rows[uid] = _Row(uid, path, split, label)
-            first_line[uid] = lineno
+    for lineno, line in numbered_lines(tsv):
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in line.split("\t")]
+        if width is None and not rows and [x.lower() for x in fields[:2]] == ["id", "path"]:
+            continue  # header
+        where = f"{tsv}:{lineno}"
+        if not 2 <= len(fields) <= 4 or not all(fields):
+            raise CorpusError(f"{where}: malformed line {line[:80]!r} (expected {_COLUMNS}, no empty fields)")
+        if width is None:
+            width = len(fields)
+        elif len(fields) != width:
+            raise CorpusError(f"{where}: {len(fields)} columns, but earlier lines have {width} ({_COLUMNS})")
+        uid, rel = fields[0], fields[1]
+        if uid in rows:
+            raise CorpusError(f"{where}: duplicate id {uid!r} (first on line {first_line[uid]})")
+        path = Path(rel).expanduser()
+        path = path if path.is_absolute() else tsv.parent / path
+        if not path.is_file():
+            raise CorpusError(f"{where}: audio file {path} not found")
+        label = fields[2] if width >= 3 else None
+        split = fields[3] if width == 4 else DEFAULT_SPLIT
+        rows[uid] = _Row(uid, path, split, label)
+        first_line[uid] = lineno
     if not rows:
         raise CorpusError(f"{tsv}: no utterances listed (expected lines {_COLUMNS})")
     return list(rows.values())

@@ -20,6 +20,7 @@ from typing import Any
 
 from superb.errors import CorpusError
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.files import numbered_lines
 
 SESSIONS = tuple(f"Session{n}" for n in range(1, 6))
 LABELS = {"neu": "neu", "hap": "hap", "exc": "hap", "ang": "ang", "sad": "sad"}  # original -> SUPERB class
@@ -114,14 +115,11 @@ def _read_labels(path: Path) -> list[tuple[int, str, str]]:
     """``(line number, utterance id, emotion)`` of every ``[start - end]`` line; such a line must parse."""
     out = []
     # annotators' free-text comments may hold stray bytes; only the bracketed label lines matter
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line.startswith("["):
-                continue
-            match = _LABEL_LINE.match(line)
-            if match is None or not _UTT.match(match.group("utt")):
-                raise CorpusError(f"{path}:{lineno}: malformed label line {line[:80]!r} "
-                                  "(expected '[START - END]<TAB>SesNNX_DIALOG_XNNN<TAB>EMO<TAB>[V, A, D]')")
-            out.append((lineno, match.group("utt"), match.group("emo").lower()))
+    for lineno, raw in numbered_lines(path, keep=lambda raw: raw.lstrip().startswith(b"[")):
+        line = raw.strip()
+        match = _LABEL_LINE.match(line)
+        if match is None or not _UTT.match(match.group("utt")):
+            raise CorpusError(f"{path}:{lineno}: malformed label line {line[:80]!r} "
+                              "(expected '[START - END]<TAB>SesNNX_DIALOG_XNNN<TAB>EMO<TAB>[V, A, D]')")
+        out.append((lineno, match.group("utt"), match.group("emo").lower()))
     return out

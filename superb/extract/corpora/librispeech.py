@@ -13,6 +13,7 @@ from pathlib import Path
 
 from superb.errors import CorpusError
 from superb.extract.corpora.base import Corpus, Utterance, utterance_from_file
+from superb.files import numbered_lines
 
 SPLITS = (
     "train-clean-100",
@@ -113,19 +114,18 @@ def _transcript_file(chapter_dir: Path, speaker: str, chapter: str) -> Path | No
 def _read_transcripts(trans: Path, prefix: str) -> dict[str, tuple[int, str]]:
     """``{utterance id: (line number, text)}``; blank lines are skipped, anything else must parse."""
     texts: dict[str, tuple[int, str]] = {}
-    with trans.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            match = _TRANS_LINE.match(line)
-            if match is None or not _UTT_ID.match(match.group(1)) or not match.group(1).startswith(prefix):
-                raise CorpusError(
-                    f"{trans}:{lineno}: malformed transcript line {line[:80]!r} "
-                    f"(expected '{prefix}NNNN TEXT')"
-                )
-            uid, text = match.groups()
-            if uid in texts:
-                raise CorpusError(f"{trans}:{lineno}: {uid!r} already transcribed on line {texts[uid][0]}")
-            texts[uid] = (lineno, text.strip())
+    for lineno, raw in numbered_lines(trans):
+        line = raw.strip()
+        if not line:
+            continue
+        match = _TRANS_LINE.match(line)
+        if match is None or not _UTT_ID.match(match.group(1)) or not match.group(1).startswith(prefix):
+            raise CorpusError(
+                f"{trans}:{lineno}: malformed transcript line {line[:80]!r} "
+                f"(expected '{prefix}NNNN TEXT')"
+            )
+        uid, text = match.groups()
+        if uid in texts:
+            raise CorpusError(f"{trans}:{lineno}: {uid!r} already transcribed on line {texts[uid][0]}")
+        texts[uid] = (lineno, text.strip())
     return texts

@@ -25,6 +25,7 @@ from typing import Any
 from superb.errors import CorpusError
 from superb.extract import audio
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.files import numbered_lines
 
 LISTS = {"docs": "language_key_utterances.lst", "dev": "language_key_dev.lst", "eval": "language_key_eval.lst"}
 SUPERB_LANGUAGE = "nnenglish"
@@ -81,7 +82,7 @@ class Quesst14(Corpus):
 def enumerate_list(path: Path) -> list[tuple[int, tuple[str, str]]]:
     """``(line number, (path, language))`` per non-blank line; anything else names the file and line."""
     out = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in numbered_lines(path):
         fields = raw.split()
         if not fields:
             continue

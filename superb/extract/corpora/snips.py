@@ -24,6 +24,7 @@ from typing import Any
 
 from superb.errors import CorpusError
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.files import numbered_lines
 
 IOB_FILE = "all.iob.snips.txt"
 SLOTS_FILE = "slots.txt"
@@ -121,19 +122,17 @@ def read_iob(path: Path) -> dict[str, IobLine]:
     A repeated id with the same content is accepted; with other content it is an error.
     """
     lines: dict[str, IobLine] = {}
-    with path.open(encoding="utf-8-sig") as f:
-        for lineno, raw in enumerate(f, start=1):
-            raw = raw.rstrip("\r\n")
-            if not raw.strip():
-                continue
-            uid, line = _parse_iob_line(raw, path, lineno)
-            previous = lines.get(uid)
-            if previous is not None:
-                if (previous.words, previous.tags, previous.intent) != (line.words, line.tags, line.intent):
-                    raise CorpusError(f"{path}:{lineno}: {uid!r} already labelled differently on line "
-                                      f"{previous.lineno}")
-                continue
-            lines[uid] = line
+    for lineno, raw in numbered_lines(path):
+        if not raw.strip():
+            continue
+        uid, line = _parse_iob_line(raw, path, lineno)
+        previous = lines.get(uid)
+        if previous is not None:
+            if (previous.words, previous.tags, previous.intent) != (line.words, line.tags, line.intent):
+                raise CorpusError(f"{path}:{lineno}: {uid!r} already labelled differently on line "
+                                  f"{previous.lineno}")
+            continue
+        lines[uid] = line
     return lines
 
 
@@ -156,8 +155,7 @@ def _parse_iob_line(raw: str, path: Path, lineno: int) -> tuple[str, IobLine]:
 
 def read_slots(path: Path) -> frozenset[str]:
     """The slot names of ``slots.txt`` (one per line; ``O`` and blank lines included or not)."""
-    with path.open(encoding="utf-8-sig") as f:
-        return frozenset(line.strip() for line in f if line.strip())
+    return frozenset(line.strip() for _, line in numbered_lines(path) if line.strip())
 
 
 def _check_tags(line: IobLine, slots: frozenset[str], iob: Path, slots_file: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from superb.errors import ConfigError, CorpusError
 from superb.extract.audio import AudioInfo, probe, resampled_length
 from superb.extract.corpora.base import Corpus, Utterance, utterance_from_file
+from superb.files import numbered_lines
 
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
@@ -118,14 +119,13 @@ class SpeechCommands(Corpus):
             raise CorpusError(f"{path}: Speech Commands list file not found; is --root the unpacked training "
                               "archive (speech_commands_v0.0X)?")
         entries: dict[str, int] = {}
-        with path.open(encoding="utf-8") as f:
-            for lineno, raw in enumerate(f, start=1):
-                entry = raw.strip()
-                if not entry:
-                    continue
-                if entry not in files:
-                    raise CorpusError(f"{path}:{lineno}: {entry!r} names no file under {self.root}")
-                entries.setdefault(entry, lineno)
+        for lineno, raw in numbered_lines(path):
+            entry = raw.strip()
+            if not entry:
+                continue
+            if entry not in files:
+                raise CorpusError(f"{path}:{lineno}: {entry!r} names no file under {self.root}")
+            entries.setdefault(entry, lineno)
         return entries
 
     def _train_or_dev(self, split: str) -> list[Utterance]:

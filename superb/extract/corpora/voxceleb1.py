@@ -29,6 +29,7 @@ from typing import Any
 from superb.errors import CorpusError
 from superb.extract import audio
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.files import numbered_lines
 
 SPLIT_CODES = {"1": "train", "2": "dev", "3": "test"}
 IDEN_SPLIT = "iden_split.txt"
@@ -192,13 +193,9 @@ def read_trials(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
     """
     path = Path(path)
     trials: list[tuple[int, str, str]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: trial list not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorpusError(f"{path}: cannot read trial list ({exc})") from None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    if not path.is_file():
+        raise CorpusError(f"{path}: trial list not found")
+    for lineno, raw in numbered_lines(path, "trial list"):
         line = raw.strip()
         if not line:
             continue
@@ -213,19 +210,18 @@ def read_trials(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
 def read_iden_split(path: Path) -> dict[str, tuple[str, int]]:
     """``{relative wav path: (split, line number)}``; blank lines are skipped, anything else must parse."""
     entries: dict[str, tuple[str, int]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) != 2 or fields[0] not in SPLIT_CODES or not _PATH.match(fields[1]):
-                raise CorpusError(f"{path}:{lineno}: malformed line {line[:80]!r} "
-                                  "(expected '1|2|3 idNNNNN/VIDEO/NNNNN.wav')")
-            code, rel = fields
-            if rel in entries:
-                raise CorpusError(f"{path}:{lineno}: {rel!r} already listed on line {entries[rel][1]}")
-            entries[rel] = (SPLIT_CODES[code], lineno)
+    for lineno, raw in numbered_lines(path):
+        line = raw.strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) != 2 or fields[0] not in SPLIT_CODES or not _PATH.match(fields[1]):
+            raise CorpusError(f"{path}:{lineno}: malformed line {line[:80]!r} "
+                              "(expected '1|2|3 idNNNNN/VIDEO/NNNNN.wav')")
+        code, rel = fields
+        if rel in entries:
+            raise CorpusError(f"{path}:{lineno}: {rel!r} already listed on line {entries[rel][1]}")
+        entries[rel] = (SPLIT_CODES[code], lineno)
     return entries
 
 

@@ -270,10 +270,13 @@ def _hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     def read(file: Path) -> dict[str, torch.Tensor]:
+        if file.suffix != ".safetensors":  # a pickle: read as safely as a fairseq .pt, refused the same way
+            state = load_pickled(file)
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise CheckpointError(f"{file}: not a state dict (a mapping of parameter names to tensors)")
+            return state
         try:
-            if file.suffix == ".safetensors":
-                return load_file(file, device="cpu")
-            return torch.load(file, map_location="cpu", weights_only=True)
+            return load_file(file, device="cpu")
         except Exception as exc:
             raise CheckpointError(f"{file}: cannot read weights ({type(exc).__name__}: {exc})") from None
 

@@ -1,5 +1,10 @@
 """Read pickled checkpoints (fairseq, microsoft/unilm, ``torch.save``) without running their code.
 
+Every pickle superb reads comes through ``load_pickled``: upstream ``.pt`` files, a Hugging Face folder's
+``pytorch_model.bin`` and superb's own training checkpoints (those with ``stand_ins=False``). So a file that
+is empty, cut short or names a class off the allow-list gets the same one-line refusal wherever it is given,
+and torch's advice to retry with ``weights_only=False`` (which would run the file's code) is never repeated.
+
 ``torch.load(weights_only=True)`` refuses every class it does not know, and fairseq checkpoints pickle
 several: ``argparse.Namespace`` (old ``args``), omegaconf ``DictConfig``/``ListConfig`` and their nodes
 (``cfg``), ``fairseq.data.dictionary.Dictionary`` (HuBERT's ``task_state``), fairseq meters and numpy
@@ -21,6 +26,7 @@ from __future__ import annotations
 import ast
 import io
 import pickletools
+import re
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from pathlib import Path
@@ -44,6 +50,8 @@ _TORCH_NATIVE_NAMES = frozenset({
     "builtins.bytearray", "builtins.set", "builtins.complex",
 })
 _MAX_CONV_LAYERS = 64
+_ZIP_MAGIC = b"PK\x03\x04"
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 class StandIn:
@@ -90,6 +98,9 @@ def _globals_in_pickle(data: io.BufferedIOBase, count: int) -> set[str]:
 
 def _scan_globals(path: Path) -> set[str]:
     """Globals a ``torch.save`` file names: its ``data.pkl`` (zip format) or the legacy header pickles."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: the file is empty (0 bytes); was it "
+                              "saved or copied completely?")
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
@@ -98,33 +109,66 @@ def _scan_globals(path: Path) -> set[str]:
                     raise CheckpointError(f"{path}: a zip file without data.pkl is not a PyTorch checkpoint")
                 return _globals_in_pickle(io.BytesIO(archive.read(records[0])), 1)
         with open(path, "rb") as handle:  # legacy format: magic, protocol, sys_info, then the object
+            if handle.read(4) == _ZIP_MAGIC:
+                raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: cut short (its zip archive has "
+                                      "no end); was it saved or copied completely?")
+            handle.seek(0)
             return _globals_in_pickle(handle, 4)
     except CheckpointError:
         raise
     except Exception as exc:  # truncated/corrupt files fail inside pickletools or zipfile
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise unreadable(path, exc) from None
 
 
-def _stand_ins(path: Path, names: set[str]) -> list[tuple[Any, str]]:
+def unreadable(path: Path, exc: BaseException, stand_ins: bool = True) -> CheckpointError:
+    """One line for a file torch, zipfile or pickletools could not read: the first sentence of the reason.
+
+    torch's own advice to retry with ``weights_only=False`` is never repeated: that would run the file's code.
+    """
+    text = str(exc).strip()
+    named = _UNSUPPORTED_GLOBAL.search(text)
+    if named:  # a class torch itself does not allow (a whole pickled nn.Module, say)
+        return refusal(path, named.group(1), stand_ins)
+    if "weights_only" in text or "Weights only" in text:
+        return CheckpointError(f"{path}: holds pickled objects other than plain data; refusing to load it")
+    reason = text.splitlines()[0].split(". ")[0] if text else ""
+    return CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt "
+                           f"({type(exc).__name__}{': ' + reason if reason else ''})")
+
+
+def refusal(path: Path, name: str, stand_ins: bool = True) -> CheckpointError:
+    """The one line for a pickle that names a global off the allow-list; nothing of it has been run."""
+    allowed = ("tensors and plain containers, fairseq, omegaconf, argparse.Namespace, numpy scalars" if stand_ins
+               else "tensors and plain containers")
+    return CheckpointError(f"{path}: the checkpoint pickles {name!r}, which is not on the allow-list of plain-data "
+                           f"classes ({allowed}); refusing to load it")
+
+
+def _stand_ins(path: Path, names: set[str], stand_ins: bool = True) -> list[tuple[Any, str]]:
     """(stand-in, name) pairs for ``safe_globals``; raises for any global off the allow-list."""
     pairs: list[tuple[Any, str]] = []
     for name in sorted(names):
         if name.startswith(_TORCH_NATIVE_PREFIXES) or name in _TORCH_NATIVE_NAMES:
             continue
-        if name == "collections.defaultdict":
+        if stand_ins and name == "collections.defaultdict":
             pairs.append((_empty_dict, name))
-        elif name in _STAND_IN_NAMES or name.startswith(_STAND_IN_PREFIXES):
+        elif stand_ins and (name in _STAND_IN_NAMES or name.startswith(_STAND_IN_PREFIXES)):
             pairs.append((type(name.rpartition(".")[2], (StandIn,), {"global_name": name}), name))
         else:
-            raise CheckpointError(
-                f"{path}: the checkpoint pickles {name!r}, which is not on the allow-list of plain-data "
-                "classes (fairseq, omegaconf, argparse.Namespace, numpy scalars); refusing to load it"
-            )
+            raise refusal(path, name, stand_ins)
     return pairs
 
 
-def load_pickled(path: Path) -> Any:
+def load_pickled(path: Path, stand_ins: bool = True) -> Any:
     """Load a ``torch.save`` file with ``weights_only=True``, fairseq objects rebuilt as plain data.
+
+    Every failure is one ``CheckpointError`` line: a missing, empty, truncated or corrupt file, or a pickle
+    naming a class off the allow-list (refused before anything is unpickled).
+
+    Args:
+        path: the file.
+        stand_ins: rebuild fairseq/omegaconf/argparse/numpy objects as plain data (upstream checkpoints);
+            False allows only what torch's weights-only unpickler knows (superb's own training checkpoints).
 
     Returns:
         The checkpoint's top-level object with every stand-in converted by ``to_plain`` (tensors kept).
@@ -132,12 +176,12 @@ def load_pickled(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
-    pairs = _stand_ins(path, _scan_globals(path))
+    pairs = _stand_ins(path, _scan_globals(path), stand_ins)
     try:
         with torch.serialization.safe_globals(pairs):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError from torch's reader, EOFError ...
-        raise CheckpointError(f"{path}: cannot load as a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise unreadable(path, exc, stand_ins) from None
     return to_plain(obj)
 
 

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from superb.files import write_text
+
 
 def error_rate(name: str, hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:
     """Corpus-level edit-distance rate (PER, WER, CER): total edits ÷ total reference tokens, a fraction.
@@ -42,10 +44,7 @@ def write_ark(path: str | os.PathLike[str], ids: Iterable[str], sequences: Itera
                 raise ValueError(f"write_ark {path}: utterance {uttid!r} has an empty or whitespace-holding "
                                  f"token {token!r}; IDs and tokens must be single non-blank words.")
         lines.append(" ".join((uttid, *seq)) + "\n")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)  # a kill never leaves half an ark
-    return path
+    return write_text(path, "".join(lines))
 
 
 def write_role_arks(expdir: Path, role: str, ids: Sequence[str], positions: Sequence[int],

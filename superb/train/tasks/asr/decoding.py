@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from superb.errors import ConfigError
+from superb.files import numbered_lines
 from superb.train.tasks.asr.text import BLANK, VOCAB, WORD_BOUNDARY, decode, encode
 from superb.train.tasks.ctc import greedy
 
@@ -66,26 +67,22 @@ def arpa_unigrams(path: str | os.PathLike[str]) -> list[str]:
     """
     path = Path(path)
     words: list[str] = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            in_unigrams = False
-            for lineno, line in enumerate(f, start=1):
-                line = line.strip()
-                if not in_unigrams:
-                    in_unigrams = line == "\\1-grams:"
-                    continue
-                if not line:
-                    continue
-                if line.startswith("\\"):  # \2-grams: or \end\
-                    break
-                fields = line.split()
-                if len(fields) < 2:
-                    raise ConfigError(f"{path}:{lineno}: malformed unigram line {line!r}; expected "
-                                      "'LOGPROB WORD [BACKOFF]'.")
-                if fields[1] not in _LM_SPECIAL_WORDS:
-                    words.append(fields[1])
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read ARPA language model {path}: {exc}") from exc
+    in_unigrams = False
+    for lineno, line in numbered_lines(path, "ARPA language model", ConfigError):
+        line = line.strip()
+        if not in_unigrams:
+            in_unigrams = line == "\\1-grams:"
+            continue
+        if not line:
+            continue
+        if line.startswith("\\"):  # \2-grams: or \end\
+            break
+        fields = line.split()
+        if len(fields) < 2:
+            raise ConfigError(f"{path}:{lineno}: malformed unigram line {line!r}; expected "
+                              "'LOGPROB WORD [BACKOFF]'.")
+        if fields[1] not in _LM_SPECIAL_WORDS:
+            words.append(fields[1])
     if not in_unigrams:
         raise ConfigError(f"{path}: no '\\1-grams:' section; this is not an ARPA language model.")
     return words
@@ -97,14 +94,8 @@ def read_words(path: str | os.PathLike[str]) -> list[str]:
     Raises ``ConfigError`` for a file that cannot be read and, naming ``file:line``, for a word with a character
     outside the vocabulary (it could never be spelled by the model).
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read word list {path}: {exc}. Pass a file with one word per line (a "
-                          "lexicon 'WORD SPELLING...' works too: only the first field is read).") from exc
     words = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in numbered_lines(path, "word list", ConfigError):
         fields = line.split()
         if not fields or fields[0] in _LM_SPECIAL_WORDS:
             continue

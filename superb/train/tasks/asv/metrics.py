@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from superb.files import write_text
+
 
 def eer(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
     """Equal error rate, s3prl's convention: ``brentq(lambda x: 1 - x - interp1d(fpr, tpr)(x), 0, 1)``.
@@ -97,7 +99,4 @@ def write_scores(path: str | os.PathLike[str], pairs: Iterable[tuple[str, str]],
         if not np.isfinite(value):
             raise ValueError(f"write_scores {path}: score of {utterance1} vs {utterance2} is {value}")
         lines.append(f"{trial_name(utterance1, utterance2)} {value!r}\n")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, "".join(lines))

@@ -33,6 +33,7 @@ import torch
 
 from superb.errors import ConfigError, StoreError
 from superb.extract.extraction import resolve_device
+from superb.files import replaced, write_text
 from superb.stores.base import FeatureStore, SplitView
 from superb.train.tasks.qbe import scoring
 from superb.train.tasks.qbe.dtw import (
@@ -249,7 +250,7 @@ def run_qbe(req: QbeRequest) -> dict[str, Any]:
                "documents": len(docs), **info, "groundtruth": str(folder) if truth else None,
                "costs": asdict(req.costs), "default_score": scoring.DEFAULT_SCORE, "trials": "per document",
                "best_layer": _best(results), "layers": results}
-    (req.expdir / "qbe.json").write_text(json.dumps(summary, indent=2))
+    write_text(req.expdir / "qbe.json", json.dumps(summary, indent=2))
     (req.expdir / "results.json").unlink(missing_ok=True)  # never leave an earlier run's figures beside these
     summary["results"] = write_results(req, summary, dev) if dev is not None and truth is not None else None
     return summary
@@ -288,7 +289,7 @@ def write_results(req: QbeRequest, test: dict[str, Any], dev: dict[str, Any]) ->
             "searched": {"dev": dev["layers"][str(layer)]["searched"], "test": test["layers"][str(layer)]["searched"]},
         },
     }
-    (req.expdir / "results.json").write_text(json.dumps(results, indent=2))
+    write_text(req.expdir / "results.json", json.dumps(results, indent=2))
     return results
 
 
@@ -315,7 +316,6 @@ def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str],
                                    score=text, decision="YES" if yes[doc] else "NO")
     ElementTree.indent(root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".xml.partial")
-    ElementTree.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=True)
-    tmp.replace(path)
+    with replaced(path) as partial:
+        ElementTree.ElementTree(root).write(partial, encoding="UTF-8", xml_declaration=True)
     return written

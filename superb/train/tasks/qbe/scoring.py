@@ -36,6 +36,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from superb.errors import CorpusError
+from superb.files import numbered_lines
 
 DEFAULT_SCORE = -10.0  # the score a trial absent from the output gets (s3prl's `score-TWV-Cnxe.sh … -10`)
 
@@ -119,7 +120,7 @@ def read_tlist(path: Path) -> list[str]:
 def read_lexemes(path: Path) -> list[tuple[str, float, float, str]]:
     """``(document, tbeg, dur, term)`` of each ``LEXEME`` line; other RTTM types are skipped."""
     out = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in numbered_lines(path):
         fields = raw.split()
         if not fields or fields[0] != "LEXEME":
             continue

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from superb.extract.corpora.diarization import rttm_turns
+from superb.files import write_text
 
 Turn = tuple[float, float, str]
 COMPONENTS = ("missed", "false_alarm", "confusion", "total")
@@ -54,10 +55,7 @@ def write_rttm(path: str | os.PathLike[str], rec_segments: Mapping[str, Iterable
             if not end > start:
                 raise ValueError(f"{path}: turn of {speaker!r} in {rec!r} ends at {end} s, not after {start} s")
             lines.append(f"SPEAKER {rec} 1 {start:.3f} {end - start:.3f} <NA> <NA> {speaker} <NA> <NA>\n")
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(lines), encoding="utf-8")
-    partial.replace(path)
-    return path
+    return write_text(path, "".join(lines))
 
 
 def activity_to_segments(probs: np.ndarray, frame_shift_s: float, threshold: float = 0.5, median: int = 1,
