@@ -118,7 +118,7 @@ def test_hdf5_file_on_a_full_disk_then_rerun(generic_dir, reference, tmp_path):
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
-def test_read_only_output_folders(code, generic_dir, tmp_path, monkeypatch):
+def test_read_only_output_folders(code, generic_dir, reference, tmp_path, monkeypatch):
     """``--out``/``-p`` in a folder this user cannot write: one line, and nothing made."""
     locked = tmp_path / "locked"
     real_mkdir = Path.mkdir
@@ -133,8 +133,8 @@ def test_read_only_output_folders(code, generic_dir, tmp_path, monkeypatch):
     line = one_error_line(run_superb_here("extract", "-u", "fbank", "--corpus", "generic", "--root",
                                           str(generic_dir), "--out", str(locked / "stores"), "-q"))
     assert line == f"error: {locked / 'stores'}: {reason}; choose another --out that you can write to"
-    line = one_error_line(run_superb_here("fit", "-d", "example", "--features", str(tmp_path), "-p",
-                                          str(locked / "run")))
+    line = one_error_line(run_superb_here("fit", "-d", "example", "--features", str(reference.parent), "-p",
+                                          str(locked / "run"), "-o", "config.runner.total_steps=2"))
     assert line == f"error: {locked / 'run'}: {reason}; choose another -p that you can write to"
     assert not locked.exists()
 
