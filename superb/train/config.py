@@ -50,8 +50,10 @@ class DataConfig:
     train: str = "train"  # store split names for the three roles
     dev: str = "dev"
     test: str = "test"
-    batch_size: int = 32
+    batch_size: int = 32  # with an s3prl_* batching: the bucket size (buckets may be halved)
     eval_batch_size: int = 32
+    batching: str = "pools"  # train batch plan (superb.train.data.BATCH_PLANS): pools, s3prl_asr, s3prl_ctc
+    half_batch_samples: int | None = None  # s3prl_* batchings: halve above this many samples (None: s3prl's)
     num_workers: int = 2  # threads that build batches ahead (reading and padding release the GIL)
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
     crop_seconds: float | None = None  # random train crops (SID: 8 s), on frames
@@ -154,6 +156,7 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
 SCHEDULERS = ("constant", "linear_schedule_with_warmup")
 CTC_HEADS = ("linear", "rnn")
 PROTOCOLS = ("dev", "s3prl")
+BATCHINGS = ("pools", "s3prl_asr", "s3prl_ctc")  # the keys of superb.train.data.BATCH_PLANS (torch-free here)
 BEST_CHECKPOINT = {"dev": "dev-best.ckpt", "test": "test-best.ckpt"}  # the selected model, by the role chosen on
 
 
@@ -181,6 +184,14 @@ def validate(config: Config, where: str) -> Config:
         raise ConfigError(f"{where}: model.head {config.model.head!r} is not one of {', '.join(CTC_HEADS)}")
     if config.data.batch_size < 1 or config.data.eval_batch_size < 1:
         raise ConfigError(f"{where}: data.batch_size and data.eval_batch_size must be at least 1")
+    data = config.data
+    if data.batching not in BATCHINGS:
+        raise ConfigError(f"{where}: data.batching {data.batching!r} is not one of {', '.join(BATCHINGS)}")
+    if data.half_batch_samples is not None and data.half_batch_samples < 0:
+        raise ConfigError(f"{where}: data.half_batch_samples must be at least 0, got {data.half_batch_samples}")
+    if data.balanced and data.batching != "pools":
+        raise ConfigError(f"{where}: data.balanced draws classes evenly with data.batching 'pools' only, "
+                          f"not {data.batching!r}")
     return config
 
 
