@@ -9,8 +9,8 @@ import torch
 from superb.errors import ConfigError
 from superb.registry import TASKS
 from superb.stores.base import into
-from superb.train.data import (BalancedEvalDraws, Item, Loader, StoreItems, TrainBatches, balanced_draw, collate,
-                               eval_batches)
+from superb.train.data import (BalancedEvalDraws, Item, Loader, Pools, StoreItems, TrainBatches, balanced_draw,
+                               collate, eval_batches)
 from superb.train.featurizer import Featurizer
 
 
@@ -47,9 +47,9 @@ def test_weighted_sum_matches_einsum_forward_and_backward(dtype):
 
 def test_train_batches_are_a_function_of_seed_and_epoch():
     lengths = list(np.random.default_rng(0).integers(10, 500, size=103))
-    a, b = TrainBatches(lengths, 8, seed=1), TrainBatches(lengths, 8, seed=1)
+    a, b = TrainBatches(Pools(lengths, 8), seed=1), TrainBatches(Pools(lengths, 8), seed=1)
     assert a.batches(0) == b.batches(0) and a.batches(0) != a.batches(1)
-    assert a.batches(0) != TrainBatches(lengths, 8, seed=2).batches(0)
+    assert a.batches(0) != TrainBatches(Pools(lengths, 8), seed=2).batches(0)
     flat = sorted(k for batch in a.batches(0) for k, _ in batch)
     assert flat == list(range(103))  # a permutation: every item once per epoch
     assert a.epoch_length == len(a.batches(0)) == len(a.batches(5))
@@ -65,13 +65,13 @@ def test_train_batches_are_a_function_of_seed_and_epoch():
 def test_processes_share_the_one_process_stream():
     """torchrun: process r of w takes stream positions r, r + w, …; together they read what one would."""
     lengths = list(np.random.default_rng(1).integers(10, 500, size=61))
-    one = TrainBatches(lengths, 4, seed=3)
+    one = TrainBatches(Pools(lengths, 4), seed=3)
     one.set_position(10)
     alone = iter(one)
     expected = [next(alone) for _ in range(40)]
     shares = []
     for rank in range(2):
-        part = TrainBatches(lengths, 4, seed=3, rank=rank, world=2)
+        part = TrainBatches(Pools(lengths, 4), seed=3, rank=rank, world=2)
         part.set_position(10)
         stream = iter(part)
         shares.append([next(stream) for _ in range(20)])
@@ -80,7 +80,7 @@ def test_processes_share_the_one_process_stream():
 
 def test_balanced_batches_draw_classes_evenly():
     classes = [0] * 900 + [1] * 90 + [2] * 10
-    sampler = TrainBatches([100] * 1000, 50, seed=0, classes=classes)
+    sampler = TrainBatches(Pools([100] * 1000, 50, classes), seed=0)
     drawn = np.bincount([classes[k] for batch in sampler.batches(0) for k, _ in batch], minlength=3)
     assert drawn.sum() == 1000 and all(250 < n < 420 for n in drawn), drawn
 
@@ -137,6 +137,7 @@ class _FakeView:
         self.values = np.arange(self.offsets[-1] * 2, dtype=np.float16).reshape(-1, 1, 2)
         self.done = np.ones(len(frames), dtype=bool)
         self.ids = np.array([f"u{i}" for i in range(len(frames))])
+        self.records = [{"num_samples": 320 * n} for n in frames]
 
     def read_frames(self, start: int, end: int, out: np.ndarray | None = None) -> np.ndarray:
         return into(self.values[start:end].copy(), out)
@@ -165,6 +166,7 @@ def test_crops_are_seeded_and_preload_gives_the_same_items():
     starts = {int(lazy[(0, seed)][0][0, 0, 0]) // 2 for seed in range(40)}
     assert len(starts) > 5 and all(0 <= s <= 20 for s in starts)  # random windows inside the utterance
     assert lazy[(1, 7)][0].shape[0] == 5  # shorter than the crop: whole
+    assert lazy.samples() == [9600, 1600, 3840]  # the manifest's, per item (s3prl's buckets use them)
     store.view.done[2] = False
     with pytest.raises(ConfigError, match="not extracted yet"):
         StoreItems(store, items)

@@ -79,6 +79,7 @@ CTC_HEADS = ("linear", "rnn")
 PROTOCOLS = ("dev", "s3prl")
 EVAL_ROLES = ("train", "dev", "test")
 DEV_SAMPLINGS = ("full", "s3prl_balanced")
+BATCHINGS = ("pools", "s3prl_asr", "s3prl_ctc")  # the keys of superb.train.data.BATCH_PLANS (torch-free here)
 
 
 @dataclass
@@ -112,8 +113,11 @@ class DataConfig:
     train: str = "train"  # store split names for the three roles
     dev: str = "dev"
     test: str = "test"
-    batch_size: PositiveInt = 32
+    batch_size: PositiveInt = 32  # with an s3prl_* batching: the bucket size (buckets may be halved)
     eval_batch_size: PositiveInt = 32
+    # train batch plan (superb.train.data.BATCH_PLANS): pools, s3prl_asr, s3prl_ctc
+    batching: Annotated[str, OneOf(BATCHINGS)] = "pools"
+    half_batch_samples: NonNegativeInt | None = None  # s3prl_* batchings: halve above this many samples (None: s3prl's)
     num_workers: NonNegativeInt = 2  # threads that build batches ahead (reading and padding release the GIL)
     preload: bool = False  # hold the splits in RAM (refused when they do not fit)
     crop_seconds: PositiveFloat | None = None  # random train crops (SID: 8 s), on frames
@@ -227,8 +231,12 @@ def selection_role(task: Any, protocol: str) -> str:
 
 def validate(config: Config, where: str) -> Config:
     """Every value within what its field declares (``Range``, ``OneOf``; floats finite), after ``-o`` and the
-    command-line shortcuts; the first value that is not names its key."""
+    command-line shortcuts; the first value that is not names its key. Then the checks across fields."""
     _check(config, where, "config")
+    data = config.data
+    if data.balanced and data.batching != "pools":
+        raise ConfigError(f"{where}: config.data.balanced draws classes evenly with data.batching 'pools' only, "
+                          f"not {data.batching!r}")
     return config
 
 

@@ -8,7 +8,7 @@ the batches the uninterrupted run would have seen. Batches are built on threads 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -62,9 +62,14 @@ class StoreItems(Dataset):
         self.lengths = [stop - start for start, stop in self._windows]
         self.frame_shape = (len(store.layers), int(store.attrs["dim"]))
         self.dtype = np.dtype(store.attrs["dtype"])
+        self._records = {name: view.records for name, view in views.items()}
         self._cache: list[np.ndarray] | None = None
         if preload:
             self._cache = [self._read[i.split](*w) for i, w in zip(self.items, self._windows, strict=True)]
+
+    def samples(self) -> list[int]:
+        """Each item's utterance length in 16 kHz samples (the manifest's; s3prl buckets by it)."""
+        return [int(self._records[i.split][i.index]["num_samples"]) for i in self.items]
 
     def nbytes(self, frame_bytes: int) -> int:
         return sum(self.lengths) * frame_bytes
@@ -137,36 +142,21 @@ def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng([int(k) & 0xFFFFFFFF for k in keys])
 
 
-class TrainBatches(Sampler):
-    """The training stream: epoch after epoch of batches, each epoch a pure function of ``(seed, epoch)``.
+class Pools:
+    """superb's own plan (``batching: pools``): each epoch a shuffled order is cut into pools of 50
+    batches, each pool sorted by length (frames), so a batch pads little; the batches are then shuffled.
+    With ``classes`` the epoch draws ``len`` items with replacement, each class equally likely (s3prl's
+    WeightedRandomSampler for KS). Composition changes every epoch."""
 
-    Length-aware: a shuffled order is cut into pools of 50 batches, each pool sorted by length, so a
-    batch pads little; the batches are then shuffled. With ``balanced`` the epoch draws ``len`` items
-    with replacement, each class equally likely (s3prl's WeightedRandomSampler for KS).
-
-    Batches are numbered across epochs (the *position*). One process takes every position from
-    ``set_position``; process ``rank`` of ``world`` (torchrun) takes positions ``rank, rank + world, …``,
-    so together the processes consume exactly the stream one process would, ``world`` batches at a time.
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, classes: list[int] | None = None,
-                 rank: int = 0, world: int = 1):
+    def __init__(self, lengths: Sequence[int], batch_size: int, classes: Sequence[int] | None = None):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
-        self.seed = seed
         self.classes = None if classes is None else np.asarray(classes)
-        self.rank, self.world = rank, world
-        self.position = 0
-        self._epoch: tuple[int, list] | None = None
         n, pool = len(self.lengths), batch_size * 50
         self.epoch_length = sum(-(-min(pool, n - p) // batch_size) for p in range(0, n, pool))  # every epoch
 
-    def set_position(self, position: int) -> None:
-        """Start at the stream's batch ``position`` (counted over all processes)."""
-        self.position = position
-
-    def batches(self, epoch: int) -> list[list[tuple[int, int]]]:
-        rng = _rng(self.seed, epoch, 1)
+    def batches(self, seed: int, epoch: int) -> list[np.ndarray]:
+        rng = _rng(seed, epoch, 1)
         n = len(self.lengths)
         order = balanced_draw(self.classes, rng) if self.classes is not None else rng.permutation(n)
         pool = self.batch_size * 50
@@ -175,8 +165,161 @@ class TrainBatches(Sampler):
             chunk = order[p : p + pool]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             batches.extend(chunk[b : b + self.batch_size] for b in range(0, len(chunk), self.batch_size))
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-        crops = _rng(self.seed, epoch, 2).integers(0, 2**31, size=(len(batches), self.batch_size))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class Buckets:
+    """A fixed list of batches (s3prl's pre-made buckets), shuffled anew each epoch.
+
+    The order of an epoch is ``torch.randperm(len, generator seeded with seed + epoch)``: the permutation
+    s3prl's ``DistributedSampler`` (seed 0) draws, so under torchrun process ``r`` of ``w`` gets the buckets
+    s3prl's rank ``r`` gets (with ``--seed 0``). s3prl's one-process ``RandomSampler`` seeds from torch's
+    global RNG, whose state depends on everything drawn before it; no other program can replay it.
+    """
+
+    def __init__(self, buckets: list[np.ndarray], batch_size: int):
+        self.buckets = buckets
+        self.batch_size = batch_size  # the most a bucket holds (crop seeds per batch); many hold fewer
+        self.epoch_length = len(buckets)
+
+    def batches(self, seed: int, epoch: int) -> list[np.ndarray]:
+        order = torch.randperm(len(self.buckets), generator=torch.Generator().manual_seed(seed + epoch))
+        return [self.buckets[i] for i in order.tolist()]
+
+
+#: s3prl ``downstream/asr/dataset.py``: ``HALF_BATCHSIZE_TIME``, compared with lengths in samples.
+S3PRL_ASR_HALF_SAMPLES = 2000
+#: s3prl ``downstream/ctc/data.py``: ``collect_audio_batch(half_batch_size_wav_len=300000)``, in samples.
+S3PRL_CTC_HALF_SAMPLES = 300000
+
+
+def _descending(values: Sequence[int]) -> np.ndarray:
+    """Positions by value, largest first, ties in item order (Python's stable ``sorted(reverse=True)``)."""
+    return np.argsort(-np.asarray(values, dtype=np.int64), kind="stable")
+
+
+def s3prl_asr_buckets(samples: Sequence[int], bucket_size: int, half_above: int = S3PRL_ASR_HALF_SAMPLES
+                      ) -> list[np.ndarray]:
+    """s3prl's ASR buckets (``SequenceDataset.__init__``): utterances sorted by length (samples), longest
+    first, cut into buckets of ``bucket_size``; a full bucket whose longest utterance has more than
+    ``half_above`` samples becomes two (``[:size//2]``, ``[size//2:]``). The last, partial bucket is kept
+    whole (never halved) if it holds more than one utterance; a single one left over is never trained on.
+
+    s3prl's 2000 is 0.125 s of audio; every LibriSpeech utterance is longer (train-clean-100's shortest:
+    22,560 samples), so every full bucket of 32 is halved: batches of 16. s3prl sorts with pandas'
+    unstable quicksort over its length table's row order; ties (equal sample counts) are in item order here.
+    """
+    order = _descending(samples)
+    buckets = []
+    for start in range(0, len(order), bucket_size):
+        bucket = order[start : start + bucket_size]
+        if len(bucket) < bucket_size:
+            if len(bucket) > 1:
+                buckets.append(bucket)
+        elif bucket_size >= 2 and max(samples[k] for k in bucket) > half_above:
+            buckets.extend([bucket[: bucket_size // 2], bucket[bucket_size // 2 :]])
+        else:
+            buckets.append(bucket)
+    return buckets
+
+
+def s3prl_ctc_windows(samples: Sequence[int], target_lengths: Sequence[int], bucket_size: int,
+                      half_above: int = S3PRL_CTC_HALF_SAMPLES) -> list[np.ndarray]:
+    """s3prl's ``ctc`` buckets (PR's libriphone, SF's snips datasets and ``collect_audio_batch``).
+
+    Utterances are sorted by target length (tokens), longest first. The dataset has one entry per
+    utterance: entry ``i`` is the window of ``bucket_size`` utterances from ``min(n - size, i)`` (so windows
+    overlap, an utterance is in up to ``size`` of them, and the last window is there ``size`` times). A
+    window whose first utterance has more than ``half_above`` samples keeps its first half
+    (``[:len//2]``, the rest is dropped). A batch lists its utterances by samples, longest first.
+
+    s3prl's ties in target length follow ``Path.rglob``'s directory order (the file system's); here they
+    follow item order. With fewer utterances than ``bucket_size`` every window is all of them (s3prl's
+    negative slice start would give an arbitrary tail).
+    """
+    order = _descending(target_lengths)
+    n = len(order)
+    windows = []
+    for i in range(n):
+        start = max(0, min(n - bucket_size, i))
+        window = order[start : start + bucket_size]
+        if len(window) > 1 and samples[window[0]] > half_above:
+            window = window[: len(window) // 2]
+        windows.append(window[_descending([samples[k] for k in window])])
+    return windows
+
+
+@dataclass(frozen=True)
+class BatchingChoice:
+    """A train batch plan: how it is built from the train items, and s3prl's halving threshold (samples)."""
+
+    build: Callable[..., Pools | Buckets]
+    half_samples: int | None
+    summary: str
+
+
+def _pools(dataset: Dataset, batch_size: int, half: int | None, classes: list[int] | None) -> Pools:
+    return Pools(dataset.lengths, batch_size, classes)
+
+
+def _s3prl_asr(dataset: Dataset, batch_size: int, half: int | None, classes: list[int] | None) -> Buckets:
+    return Buckets(s3prl_asr_buckets(dataset.samples(), batch_size, half), batch_size)
+
+
+def _s3prl_ctc(dataset: Dataset, batch_size: int, half: int | None, classes: list[int] | None) -> Buckets:
+    lengths = [len(item.target) for item in dataset.items]
+    return Buckets(s3prl_ctc_windows(dataset.samples(), lengths, batch_size, half), batch_size)
+
+
+#: ``data.batching``: the train batch plans.
+BATCH_PLANS: dict[str, BatchingChoice] = {
+    "pools": BatchingChoice(_pools, None, "length-sorted pools of 50 batches, composition reshuffled each epoch"),
+    "s3prl_asr": BatchingChoice(_s3prl_asr, S3PRL_ASR_HALF_SAMPLES,
+                                "s3prl's asr buckets by samples, halved above data.half_batch_samples"),
+    "s3prl_ctc": BatchingChoice(_s3prl_ctc, S3PRL_CTC_HALF_SAMPLES,
+                                "s3prl's ctc windows by target length, halved above data.half_batch_samples"),
+}
+
+
+def halving_threshold(name: str, half_samples: int | None) -> int | None:
+    """The samples above which plan ``name`` halves a bucket: ``half_samples``, or s3prl's constant when
+    that is None; None for a plan that never halves."""
+    default = BATCH_PLANS[name].half_samples
+    return None if default is None else default if half_samples is None else half_samples
+
+
+def batch_plan(name: str, dataset: Dataset, batch_size: int, half_samples: int | None = None,
+               classes: list[int] | None = None) -> Pools | Buckets:
+    """The plan ``data.batching`` names over the train items (``dataset``: ``StoreItems``/``AudioItems``)."""
+    return BATCH_PLANS[name].build(dataset, batch_size, halving_threshold(name, half_samples), classes)
+
+
+class TrainBatches(Sampler):
+    """The training stream: epoch after epoch of a plan's batches, each epoch a function of ``(seed, epoch)``.
+
+    Batches are numbered across epochs (the *position*). One process takes every position from
+    ``set_position``; process ``rank`` of ``world`` (torchrun) takes positions ``rank, rank + world, …``,
+    so together the processes consume exactly the stream one process would, ``world`` batches at a time.
+    Each item comes with a crop seed (``(position in the dataset, seed)`` pairs).
+    """
+
+    def __init__(self, plan: Pools | Buckets, seed: int, rank: int = 0, world: int = 1):
+        if plan.epoch_length == 0:
+            raise ConfigError("the train split gives no batch (too few utterances)")
+        self.plan = plan
+        self.seed = seed
+        self.rank, self.world = rank, world
+        self.position = 0
+        self.epoch_length = plan.epoch_length
+        self._epoch: tuple[int, list] | None = None
+
+    def set_position(self, position: int) -> None:
+        """Start at the stream's batch ``position`` (counted over all processes)."""
+        self.position = position
+
+    def batches(self, epoch: int) -> list[list[tuple[int, int]]]:
+        batches = self.plan.batches(self.seed, epoch)
+        crops = _rng(self.seed, epoch, 2).integers(0, 2**31, size=(len(batches), self.plan.batch_size))
         return [[(int(k), int(crops[b, s])) for s, k in enumerate(batch)] for b, batch in enumerate(batches)]
 
     def at(self, position: int) -> list[tuple[int, int]]:

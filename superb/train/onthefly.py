@@ -94,6 +94,10 @@ class AudioItems(Dataset):
         frames = item.frames if item.frames >= 0 else self.spec.num_frames(total) - item.start
         return start, min(total, start + (frames - 1) * self.spec.hop + self.spec.window)
 
+    def samples(self) -> list[int]:
+        """Each item's utterance length in 16 kHz samples (as ``StoreItems.samples``)."""
+        return [int(r["num_samples"]) for r in self.records]
+
     def __len__(self) -> int:
         return len(self.items)
 

@@ -218,7 +218,9 @@ def _loaders(built: Built, config: Config, seed: int, ctx: distributed.Context =
     train = built.datasets["train"]
     classes = [item.target[0] for item in train.items] if config.data.balanced else None
     workers = 0 if config.data.preload else config.data.num_workers
-    sampler = D.TrainBatches(train.lengths, batch_size or config.data.batch_size, seed, classes, ctx.rank, ctx.world)
+    plan = D.batch_plan(config.data.batching, train, batch_size or config.data.batch_size,
+                        config.data.half_batch_samples, classes)
+    sampler = D.TrainBatches(plan, seed, ctx.rank, ctx.world)
     train_loader = D.loader(train, sampler, workers, built.collate)
     evals = {role: D.loader(ds, eval_plan(role, ds, config, seed), workers, built.collate)
              for role, ds in built.datasets.items() if role != "train"}
@@ -375,6 +377,12 @@ def results_upstream(upstream: dict[str, Any]) -> dict[str, Any]:
             "options": upstream.get("config") if upstream.get("ckpt_sha256") is None else upstream.get("options")}
 
 
+def batching_record(data: Any) -> dict[str, Any]:
+    """How train batches were made (results.json): the plan, and for s3prl's the halving threshold used."""
+    return {"plan": data.batching, "batch_size": data.batch_size,
+            "half_batch_samples": D.halving_threshold(data.batching, data.half_batch_samples)}
+
+
 def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     """Score the selected checkpoint (``dev-best.ckpt``; ``test-best.ckpt`` under ``protocol: s3prl``) on dev
     and test; write results.json, layer weights and confusions."""
@@ -407,6 +415,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
         "layer": trainer.config.featurizer.layer, "lr": trainer.config.optimizer.lr, "seed": args["seed"],
         "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),
+        "batching": batching_record(trainer.config.data),
         **({"notes": trainer.prepared.notes} if trainer.prepared.notes else {}),
         **extra,
     }
