@@ -243,5 +243,5 @@ def test_pr_asr_sf_configs_batch_as_s3prl_and_the_choice_is_checked():
         load_config(default_config_path("pr"), "config.data.batching=buckets")
     with pytest.raises(ConfigError, match="data.balanced draws classes evenly with data.batching 'pools' only"):
         load_config(default_config_path("ks"), "config.data.balanced=true,,config.data.batching=s3prl_asr")
-    with pytest.raises(ConfigError, match="data.half_batch_samples must be at least 0"):
+    with pytest.raises(ConfigError, match="config.data.half_batch_samples must be an integer >= 0, got -1"):
         load_config(default_config_path("asr"), "config.data.half_batch_samples=-1")
