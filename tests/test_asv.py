@@ -99,10 +99,14 @@ def test_verification_without_the_test_archive_is_one_clear_error(vox_root, tmp_
         VoxCeleb1(partial, verification=True).utterances(["train", "test"])
 
 
+# weight decay 0: the figures below were measured without it. With s3prl's 0.01 (the default since it was
+# matched) the 2-speaker dev list picked step 200 (dev EER 0.045) whose test EER was 0.375; without it step
+# 600, test EER 0.21 (seed 0). Selection on so small a dev list is noise; the optimiser itself is checked
+# against s3prl's in test_config.py.
 ASV_RUN = ("config.runner.total_steps=600,,config.runner.eval_step=200,,config.runner.save_step=200,,"
            "config.runner.log_step=100,,config.data.dev_speakers=2,,config.runner.gradient_accumulate_steps=1,,"
-           "config.data.batch_size=8,,config.optimizer.lr=1e-3,,config.model.projector_dim=64,,"
-           "config.model.agg_dim=128")
+           "config.data.batch_size=8,,config.optimizer.lr=1e-3,,config.optimizer.weight_decay=0.0,,"
+           "config.model.projector_dim=64,,config.model.agg_dim=128")
 
 
 def test_asv_trains_and_scores_far_below_chance(sv_store, vox_root, tmp_path):
