@@ -5,11 +5,15 @@ Tests that change a corpus (to check an error) copy it first (``shutil.copytree`
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from superb.testing.corpora import (
     COMMANDS,
@@ -24,6 +28,43 @@ from superb.testing.corpora import (
 
 # caches (VoxCeleb1 trim intervals) go to a throw-away folder, never the user's ~/.cache
 os.environ["SUPERB_CACHE"] = tempfile.mkdtemp(prefix="superb-test-cache-")
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the whole test run, shared by the pytest-xdist workers (each has its own basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(run_dir: Path, name: str, build: Callable[[Path], object]) -> object:
+    """``build(folder)``'s result, built by the first worker that asks and read back by the others (a file
+    lock keeps them waiting): for data that more than one test file reads and none changes."""
+    folder = run_dir / "built-once"
+    folder.mkdir(exist_ok=True)
+    done = folder / f"{name}.json"
+    with FileLock(folder / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder / name, ignore_errors=True)
+            done.write_text(json.dumps(build(folder / name)))
+    return json.loads(done.read_text())
+
+
+@pytest.fixture(scope="session")
+def ks_small(run_dir: Path) -> tuple[Path, Path]:
+    """A Speech Commands v0.01 copy (10 clips a word, 5 speakers) and ``stores/{fbank_plain, fbank}``: fbank
+    without CMVN (learnable) and with it (s3prl's default). Read by test_fit and test_distributed_fit."""
+    from superb.extract.extraction import ExtractRequest, extract
+
+    def build(folder: Path) -> list[str]:
+        root, _ = make_speech_commands(folder / "corpus", per_word=10, speakers=5)
+        for name, options in (("fbank_plain", {"cmvn": False}), ("fbank", {})):
+            extract(ExtractRequest(upstream="fbank", corpus="speech_commands", root=root,
+                                   out=folder / "stores" / name, upstream_options=options, progress=False))
+        return [str(root), str(folder / "stores")]
+
+    root, stores = built_once(run_dir, "ks_small", build)
+    return Path(root), Path(stores)
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +141,17 @@ def snips_root(corpora_dir: Path) -> Path:
     """s3prl's Audio SNIPS layout: 2 SUPERB speakers × 3 utterances per split folder, all 8 intents' sentences,
     plus a train voice's wav in ``valid/`` and a non-SUPERB voice's wav in ``test/`` (both ignored)."""
     return make_snips(corpora_dir / "snips")
+
+
+# Test files by measured time, longest first (seconds of one worker on 2 cores, 2026-12: fit 250, sf 220,
+# asr 170, distributed_fit 160, distributed_extract 150, extract 150, asv 130, fit_tasks 120, qbe 90, sd 70,
+# pr 45; the rest under 30). With --dist loadfile a file runs on one worker; starting the long ones first
+# (and --no-loadscope-reorder, which keeps this order instead of xdist's most-tests-first) keeps both
+# workers busy to the end rather than leaving the longest file to run alone.
+LONGEST_FIRST = ("test_fit.py", "test_sf.py", "test_asr.py", "test_distributed_fit.py", "test_distributed_extract.py",
+                 "test_extract.py", "test_asv.py", "test_fit_tasks.py", "test_qbe.py", "test_sd.py", "test_pr.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

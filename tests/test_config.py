@@ -6,7 +6,7 @@ import pytest
 
 from superb.errors import ConfigError
 from superb.registry import TASKS
-from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import one_error_line, run_superb_here
 from superb.train.config import Config, build, default_config_path, load_config, load_yaml, parse_overrides
 
 
@@ -138,10 +138,11 @@ def test_the_allowed_edges_load():
     (None, "no feature store here"),  # valid config, a check after it fails: still no expdir
 ])
 def test_a_refused_fit_leaves_no_expdir(tmp_path, override, message):
-    """Refused before any data is read (the store path does not even exist), through the command line; the
-    other keys' checks run on the same path (``resolve_config``), tested above without a process each."""
+    """Refused before any data is read (the store path does not even exist), through the command line (run in
+    this process: no start-up per case); the other keys' checks run on the same path (``resolve_config``),
+    tested above without a command each."""
     expdir = tmp_path / "runs" / "ks"
-    result = run_superb("fit", "-d", "ks", "--features", str(tmp_path / "stores"), "-p", str(expdir),
+    result = run_superb_here("fit", "-d", "ks", "--features", str(tmp_path / "stores"), "-p", str(expdir),
                         *(["-o", override] if override else []))
     line = one_error_line(result)
     assert message in line and (override is None or line == f"error: task 'ks': {message}")

@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from superb.errors import ConfigError
-from superb.extract.extraction import ExtractRequest, extract
 from superb.testing.cli import read_results, run_superb
-from superb.testing.corpora import make_speech_commands
 from superb.train.runner import split_batch
 
 STEPS = ("config.runner.log_step=10,,config.runner.eval_step=50,,config.runner.save_step=50,,"
@@ -58,12 +56,10 @@ def figures(log: list[dict]) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def ks(tmp_path_factory) -> tuple[Path, Path]:
-    root, _ = make_speech_commands(tmp_path_factory.mktemp("ks"), per_word=10, speakers=5)
-    stores = tmp_path_factory.mktemp("stores") / "fbank"
-    extract(ExtractRequest(upstream="fbank", corpus="speech_commands", root=root, out=stores,
-                           upstream_options={"cmvn": False}, progress=False))
-    return root, stores
+def ks(ks_small) -> tuple[Path, Path]:
+    """The Speech Commands copy and its fbank store without CMVN (shared with test_fit)."""
+    root, stores = ks_small
+    return root, stores / "fbank_plain"
 
 
 def test_the_effective_batch_is_kept():

@@ -17,6 +17,7 @@ import zarr
 
 from superb.stores.base import open_store
 from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import run_superb_here as superb_here  # error runs: in this process, no start-up
 
 TESTS = Path(__file__).parent
 SMALL_LAYOUT = ["--chunk-frames", "16", "--shard-frames", "64", "--block-shards", "1"]
@@ -312,13 +313,13 @@ def test_unreadable_audio_is_named(generic_dir, tmp_path, damage):
 
 
 def test_names_and_layouts_are_checked(generic_dir, speech_commands_root, tmp_path):
-    line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "librispeach", "--root",
+    line = one_error_line(superb_here("extract", "-u", "fbank", "--corpus", "librispeach", "--root",
                                  str(generic_dir), "--out", str(tmp_path)))
     assert "Did you mean 'librispeech'" in line
-    line = one_error_line(superb("extract", "-u", "hubret", "--corpus", "generic", "--root",
+    line = one_error_line(superb_here("extract", "-u", "hubret", "--corpus", "generic", "--root",
                                  str(generic_dir), "--out", str(tmp_path)))
     assert "Did you mean 'hubert'" in line
-    line = one_error_line(superb("extract", "-u", "wavlm", "--corpus", "generic", "--root",
+    line = one_error_line(superb_here("extract", "-u", "wavlm", "--corpus", "generic", "--root",
                                  str(generic_dir), "--out", str(tmp_path)))
     assert "--random-init" in line or "--ckpt" in line
     broken = tmp_path / "sc"
@@ -326,12 +327,12 @@ def test_names_and_layouts_are_checked(generic_dir, speech_commands_root, tmp_pa
     listed = (broken / "validation_list.txt").read_text().splitlines()
     (broken / "validation_list.txt").write_text("\n".join(listed + ["yes/does_not_exist_nohash_0.wav"]) + "\n")
     test_root = speech_commands_root.parent / "speech_commands_test_set_v0.01"
-    line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "speech_commands", "--root",
+    line = one_error_line(superb_here("extract", "-u", "fbank", "--corpus", "speech_commands", "--root",
                                  str(broken), "--test-root", str(test_root), "--out", str(tmp_path)))
     assert "validation_list.txt" in line or "does_not_exist" in line
     config = tmp_path / "fbank.yaml"
     config.write_text("num_mel_bin: 40\n")
-    line = one_error_line(superb("extract", "-u", "fbank", "-g", str(config), "--corpus", "generic",
+    line = one_error_line(superb_here("extract", "-u", "fbank", "-g", str(config), "--corpus", "generic",
                                  "--root", str(generic_dir), "--out", str(tmp_path)))
     assert "num_mel_bin" in line
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from superb.extract.extraction import ExtractRequest, extract
 from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import run_superb_here as superb_here  # error runs: in this process, no start-up
 from superb.testing.cli import read_results as results
-from superb.testing.corpora import make_speech_commands
 
 TESTS = Path(__file__).parent
 CHANCE_KS = 1 / 12
@@ -32,19 +31,14 @@ def superb(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def ks_corpus(tmp_path_factory) -> Path:
-    train_root, _ = make_speech_commands(tmp_path_factory.mktemp("ks_corpus"), per_word=10, speakers=5)
-    return train_root
+def ks_corpus(ks_small) -> Path:
+    return ks_small[0]
 
 
 @pytest.fixture(scope="module")
-def ks_stores(ks_corpus, tmp_path_factory) -> Path:
+def ks_stores(ks_small) -> Path:
     """stores/{fbank_plain, fbank}: fbank without CMVN (learnable) and with it (s3prl's default)."""
-    stores = tmp_path_factory.mktemp("stores")
-    for name, options in (("fbank_plain", {"cmvn": False}), ("fbank", {})):
-        extract(ExtractRequest(upstream="fbank", corpus="speech_commands", root=ks_corpus, out=stores / name,
-                               upstream_options=options, progress=False))
-    return stores
+    return ks_small[1]
 
 
 @pytest.fixture(scope="module")
@@ -176,28 +170,28 @@ def test_example_task_and_single_layer(ks_stores, tmp_path):
 
 
 def test_bad_runs_fail_in_one_line(ks_stores, ks_run, tmp_path):
-    line = one_error_line(superb("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
+    line = one_error_line(superb_here("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
                                  "-p", str(tmp_path / "x"), "-o", "config.runner.totl_steps=3"))
     assert "Did you mean 'total_steps'" in line
-    line = one_error_line(superb("fit", "-d", "kss", "--features", str(ks_stores / "fbank_plain")))
+    line = one_error_line(superb_here("fit", "-d", "kss", "--features", str(ks_stores / "fbank_plain")))
     assert "Did you mean 'ks'" in line
-    line = one_error_line(superb("fit", "-d", "sid", "--features", str(ks_stores / "fbank_plain"),
+    line = one_error_line(superb_here("fit", "-d", "sid", "--features", str(ks_stores / "fbank_plain"),
                                  "-p", str(tmp_path / "y")))
     assert "voxceleb1" in line
     store = ks_stores / "fbank_plain" / "speech_commands"
-    line = one_error_line(superb("fit", "-d", "ic", "--features", str(store), "-p", str(tmp_path / "z")))
+    line = one_error_line(superb_here("fit", "-d", "ic", "--features", str(store), "-p", str(tmp_path / "z")))
     assert "fluent_commands" in line
-    line = one_error_line(superb("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
+    line = one_error_line(superb_here("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
                                  "-p", str(ks_run)))
     assert "resume it with -a" in line
-    line = one_error_line(superb("evaluate", "-e", str(ks_run / "dev-best.ckpt"), "-t", "validation"))
+    line = one_error_line(superb_here("evaluate", "-e", str(ks_run / "dev-best.ckpt"), "-t", "validation"))
     assert "validation" in line
     # the checkpoint refuses a store of another upstream
     args = ks_run / "args.yaml"
     ckpt = torch.load(ks_run / "dev-best.ckpt", weights_only=True)
     ckpt["args"]["features"] = str(ks_stores / "fbank")
     torch.save(ckpt, tmp_path / "moved.ckpt")
-    line = one_error_line(superb("evaluate", "-e", str(tmp_path / "moved.ckpt"), "-t", "dev"))
+    line = one_error_line(superb_here("evaluate", "-e", str(tmp_path / "moved.ckpt"), "-t", "dev"))
     assert "differs" in line and args.exists()
 
 

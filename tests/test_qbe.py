@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import run_superb_here as superb_here  # error runs: in this process, no start-up
 from superb.testing.corpora import QUESST_TERMS, make_quesst14, make_sws2013
 from superb.train.tasks.qbe.scoring import read_groundtruth, read_lexemes, read_stdlist, score
 
@@ -94,16 +95,16 @@ def test_qbe_scores_every_layer_in_one_run(quesst_stores, tmp_path):
 
 
 def test_qbe_bad_input_is_one_line(quesst_stores, tmp_path):
-    assert "--dist 'manhattan'" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
+    assert "--dist 'manhattan'" in one_error_line(superb_here("qbe", "--features", str(quesst_stores / "fbank"), "-p",
                                                          str(tmp_path / "x"), "--dist", "manhattan"))
-    assert "--layers" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
+    assert "--layers" in one_error_line(superb_here("qbe", "--features", str(quesst_stores / "fbank"), "-p",
                                                str(tmp_path / "x"), "--layers", "7"))
-    assert "-t 'train'" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
+    assert "-t 'train'" in one_error_line(superb_here("qbe", "--features", str(quesst_stores / "fbank"), "-p",
                                                  str(tmp_path / "x"), "-t", "train"))
     import torch
 
     if not torch.cuda.is_available():
-        assert "--device cuda" in one_error_line(superb("qbe", "--features", str(quesst_stores / "fbank"), "-p",
+        assert "--device cuda" in one_error_line(superb_here("qbe", "--features", str(quesst_stores / "fbank"), "-p",
                                                         str(tmp_path / "x"), "--device", "cuda"))
 
 

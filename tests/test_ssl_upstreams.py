@@ -242,8 +242,10 @@ def test_num_frames_equals_output_length(saved, variant):
     upstream = ssl.Wav2Vec2.create(ckpt=saved["wav2vec2", variant]["torchaudio"])
     assert (upstream.spec.window, upstream.spec.hop, upstream.spec.frame_rate) == (400, 320, 50.0)
     wav = _wav(5001)
+    # every frame boundary up to 5,000 samples, one sample either side: where an off-by-one would show
+    boundaries = sorted({400 + 320 * k + d for k in range(15) for d in (-1, 0, 1)} - {399} | {5000})
     with torch.no_grad():
-        for n in range(401, 5001, 23):
+        for n in boundaries:
             frames = upstream.hidden_states(wav[:, :n], torch.tensor([n])).shape[1]
             assert frames == upstream.spec.num_frames(n) == (n - 400) // 320 + 1, n
 

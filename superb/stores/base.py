@@ -73,7 +73,8 @@ def records_from_columns(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]
     ]
 
 
-def by_split(splits: Sequence[str], read: Callable[[list[str]], list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+def by_split(splits: Sequence[str],
+             read: Callable[[list[str]], list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """Each of ``splits`` → its manifest rows, from ``read(splits)`` (rows of those splits, in layout order)."""
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
     for record in read(list(splits)):
