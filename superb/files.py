@@ -34,21 +34,29 @@ def numbered_lines(path: str | os.PathLike[str], what: str = "list", error: type
     """
     path = Path(path)
     try:
-        handle = open(path, "rb")
+        data = path.read_bytes()
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror}") from None
-    with handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-            if keep is not None and not keep(raw):
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise error(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-                            f"{exc.start + 1}); save the {what} as UTF-8") from None
-            yield lineno, text.removesuffix("\n").removesuffix("\r")
+    return lines_of(data, path, what, error, keep)
+
+
+def lines_of(data: bytes, path: str | os.PathLike[str], what: str = "list", error: type[SuperbError] = CorpusError,
+             keep: Callable[[bytes], bool] | None = None) -> Iterator[tuple[int, str]]:
+    """The numbered lines of ``data``, the bytes of ``path``, as :func:`numbered_lines` gives them: for a
+    caller that also needs the bytes (a lexicon's SHA-256)."""
+    lines = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+    if lines[-1] == b"":  # the end of the last line, or an empty file
+        lines.pop()
+    for lineno, raw in enumerate(lines, start=1):
+        raw = raw.removesuffix(b"\r")
+        if keep is not None and not keep(raw):
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                        f"{exc.start + 1}); save the {what} as UTF-8") from None
+        yield lineno, text
 
 
 @contextmanager

@@ -223,7 +223,7 @@ def test_lexicon_errors_name_file_and_line(tmp_path):
     """Text that is not UTF-8, and s3prl's non-speech phones (not PR targets here), are refused at their line."""
     path = tmp_path / "lex.txt"
     path.write_bytes(b"HELLO HH AH0 L OW1\nW\xf6RLD W ER1 L D\n")
-    with pytest.raises(ConfigError, match=f"{path}:2: not UTF-8 text \\(byte 0xf6\\)") as err:
+    with pytest.raises(ConfigError, match=f"{path}:2: not UTF-8 text \\(byte 0xf6 at column 2\\)") as err:
         Lexicon.from_file(path)
     assert "\n" not in str(err.value)
     path.write_text("HELLO HH AH0 L OW1\r\n<SIL> SIL\r\n")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import ConfigError
+from superb.files import lines_of
 from superb.train.tasks.scoring import error_rate
 
 # CMUdict's 39 base phones. Vowels carry a stress digit (0 none, 1 primary, 2 secondary); consonants none.
@@ -55,14 +56,9 @@ def _read_lexicon(path: Path) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
     except OSError as exc:
         raise ConfigError(f"config data.lexicon: cannot read lexicon {path}: {exc.strerror or exc}. Pass "
                           "LibriSpeech-format lexicon files ('WORD PH1 PH2 ...' lines), or null for CMUdict.") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); a lexicon file holds "
-                          "UTF-8 lines 'WORD PH1 PH2 ...'.") from None
     entries = []
-    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+    # s3prl reads the file in text mode, where a lone CR ends a line too
+    for lineno, line in lines_of(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n"), path, "lexicon", ConfigError):
         if not line.strip():
             continue
         word, *phones = line.split()
