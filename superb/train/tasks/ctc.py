@@ -9,9 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from superb.errors import ConfigError
+from superb.train.tasks.lstm import run_lstm
 from superb.train.config import ModelConfig, SpecAugConfig
 
 
@@ -50,11 +50,8 @@ class RnnCtcHead(nn.Module):
         if self.training and self.specaug.enabled:
             x = spec_augment(x, lengths, self.specaug)
         x = self.projector(x)
-        total = x.shape[1]
         for rnn in self.rnns:
-            packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-            x, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=total)
-            x = self.dropout(x)
+            x = self.dropout(run_lstm(rnn, x, lengths))
         return self.output(x)
 
 

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from superb.errors import ConfigError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
+from superb.train.tasks.lstm import run_lstm
 from superb.train.tasks.sd.scoring import activity_to_segments, der, write_rttm
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
 
@@ -50,9 +50,7 @@ class DiarizationHead(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``x (B, T, D)`` → speaker logits ``(B, T, 2)``; padding never reaches the LSTM."""
-        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
-        return self.output(out)
+        return self.output(run_lstm(self.lstm, x, lengths))
 
 
 def frame_labels(segments: list, speakers: list[str], frames: int, rate: float) -> np.ndarray:
