@@ -14,11 +14,11 @@ import subprocess
 from pathlib import Path
 
 from superb.stores import open_store
-from superb.testing.cli import run_superb
+from superb.testing.cli import run_superb_here
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 def write_bigram_arpa(sentences: list[list[str]], path: Path) -> Path:

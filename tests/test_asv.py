@@ -20,12 +20,12 @@ from superb.errors import CorpusError
 from superb.extract.audio import EDIT_KEY, read, read_record
 from superb.extract.corpora.voxceleb1 import VoxCeleb1, read_trials
 from superb.extract.trim import trim
-from superb.testing.cli import one_error_line, read_results, run_superb
+from superb.testing.cli import one_error_line, read_results, run_superb_here
 from superb.testing.corpora import make_voxceleb1
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 @pytest.fixture(scope="module")

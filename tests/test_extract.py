@@ -16,16 +16,16 @@ import pytest
 import zarr
 
 from superb.stores.base import open_store
-from superb.testing.cli import one_error_line, run_superb
-from superb.testing.cli import run_superb_here as superb_here  # error runs: in this process, no start-up
+from superb.testing.cli import one_error_line, run_superb_here
 
 TESTS = Path(__file__).parent
 SMALL_LAYOUT = ["--chunk-frames", "16", "--shard-frames", "64", "--block-shards", "1"]
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess, with ``tests/`` importable (for ``slow_upstream``)."""
-    return run_superb(*args, env={"PYTHONPATH": str(TESTS)})
+    """The CLI in this process (no interpreter start-up); a run that is killed runs as a subprocess, with
+    ``tests/`` importable (for ``slow_upstream``) and one thread, as here."""
+    return run_superb_here(*args, threads=1)
 
 
 
@@ -243,7 +243,7 @@ def test_kill_9_then_rerun_gives_identical_bytes(speech_commands_root, tmp_path)
     assert reference.returncode == 0, reference.stderr
     killed_out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "superb", *args, "--out", str(killed_out)],
-                            env={**os.environ, "PYTHONPATH": str(TESTS)},
+                            env={**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = killed_out / "speech_commands"
     shard_done = store / "train" / "shard_done"
@@ -313,13 +313,13 @@ def test_unreadable_audio_is_named(generic_dir, tmp_path, damage):
 
 
 def test_names_and_layouts_are_checked(generic_dir, speech_commands_root, tmp_path):
-    line = one_error_line(superb_here("extract", "-u", "fbank", "--corpus", "librispeach", "--root",
+    line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "librispeach", "--root",
                                  str(generic_dir), "--out", str(tmp_path)))
     assert "Did you mean 'librispeech'" in line
-    line = one_error_line(superb_here("extract", "-u", "hubret", "--corpus", "generic", "--root",
+    line = one_error_line(superb("extract", "-u", "hubret", "--corpus", "generic", "--root",
                                  str(generic_dir), "--out", str(tmp_path)))
     assert "Did you mean 'hubert'" in line
-    line = one_error_line(superb_here("extract", "-u", "wavlm", "--corpus", "generic", "--root",
+    line = one_error_line(superb("extract", "-u", "wavlm", "--corpus", "generic", "--root",
                                  str(generic_dir), "--out", str(tmp_path)))
     assert "--random-init" in line or "--ckpt" in line
     broken = tmp_path / "sc"
@@ -327,12 +327,12 @@ def test_names_and_layouts_are_checked(generic_dir, speech_commands_root, tmp_pa
     listed = (broken / "validation_list.txt").read_text().splitlines()
     (broken / "validation_list.txt").write_text("\n".join(listed + ["yes/does_not_exist_nohash_0.wav"]) + "\n")
     test_root = speech_commands_root.parent / "speech_commands_test_set_v0.01"
-    line = one_error_line(superb_here("extract", "-u", "fbank", "--corpus", "speech_commands", "--root",
+    line = one_error_line(superb("extract", "-u", "fbank", "--corpus", "speech_commands", "--root",
                                  str(broken), "--test-root", str(test_root), "--out", str(tmp_path)))
     assert "validation_list.txt" in line or "does_not_exist" in line
     config = tmp_path / "fbank.yaml"
     config.write_text("num_mel_bin: 40\n")
-    line = one_error_line(superb_here("extract", "-u", "fbank", "-g", str(config), "--corpus", "generic",
+    line = one_error_line(superb("extract", "-u", "fbank", "-g", str(config), "--corpus", "generic",
                                  "--root", str(generic_dir), "--out", str(tmp_path)))
     assert "num_mel_bin" in line
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,11 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from superb.testing.cli import one_error_line, run_superb
-from superb.testing.cli import run_superb_here as superb_here  # error runs: in this process, no start-up
+from superb.testing.cli import one_error_line, run_superb_here
 from superb.testing.cli import read_results as results
 
-TESTS = Path(__file__).parent
 CHANCE_KS = 1 / 12
 # 300 steps at lr 1e-3 on fbank without CMVN reached 38-50% test accuracy on this corpus (26 test clips,
 # 12 classes, 8% chance) in the runs that set these margins; 25% leaves room for platform differences.
@@ -25,9 +24,8 @@ FAST = "config.runner.log_step=25,,config.runner.eval_step=50,,config.runner.sav
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"PYTHONPATH": str(TESTS)})
-
-
+    """The CLI in this process (no interpreter start-up); the kill test runs the one it kills as a subprocess."""
+    return run_superb_here(*args, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +102,8 @@ def test_kill_9_then_auto_resume_matches_an_uninterrupted_run(ks_stores, tmp_pat
     assert reference.returncode == 0, reference.stderr
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "superb", *args, "-p", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         states = list(killed.glob("states-*.ckpt"))
@@ -170,28 +169,28 @@ def test_example_task_and_single_layer(ks_stores, tmp_path):
 
 
 def test_bad_runs_fail_in_one_line(ks_stores, ks_run, tmp_path):
-    line = one_error_line(superb_here("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
+    line = one_error_line(superb("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
                                  "-p", str(tmp_path / "x"), "-o", "config.runner.totl_steps=3"))
     assert "Did you mean 'total_steps'" in line
-    line = one_error_line(superb_here("fit", "-d", "kss", "--features", str(ks_stores / "fbank_plain")))
+    line = one_error_line(superb("fit", "-d", "kss", "--features", str(ks_stores / "fbank_plain")))
     assert "Did you mean 'ks'" in line
-    line = one_error_line(superb_here("fit", "-d", "sid", "--features", str(ks_stores / "fbank_plain"),
+    line = one_error_line(superb("fit", "-d", "sid", "--features", str(ks_stores / "fbank_plain"),
                                  "-p", str(tmp_path / "y")))
     assert "voxceleb1" in line
     store = ks_stores / "fbank_plain" / "speech_commands"
-    line = one_error_line(superb_here("fit", "-d", "ic", "--features", str(store), "-p", str(tmp_path / "z")))
+    line = one_error_line(superb("fit", "-d", "ic", "--features", str(store), "-p", str(tmp_path / "z")))
     assert "fluent_commands" in line
-    line = one_error_line(superb_here("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
+    line = one_error_line(superb("fit", "-d", "ks", "--features", str(ks_stores / "fbank_plain"),
                                  "-p", str(ks_run)))
     assert "resume it with -a" in line
-    line = one_error_line(superb_here("evaluate", "-e", str(ks_run / "dev-best.ckpt"), "-t", "validation"))
+    line = one_error_line(superb("evaluate", "-e", str(ks_run / "dev-best.ckpt"), "-t", "validation"))
     assert "validation" in line
     # the checkpoint refuses a store of another upstream
     args = ks_run / "args.yaml"
     ckpt = torch.load(ks_run / "dev-best.ckpt", weights_only=True)
     ckpt["args"]["features"] = str(ks_stores / "fbank")
     torch.save(ckpt, tmp_path / "moved.ckpt")
-    line = one_error_line(superb_here("evaluate", "-e", str(tmp_path / "moved.ckpt"), "-t", "dev"))
+    line = one_error_line(superb("evaluate", "-e", str(tmp_path / "moved.ckpt"), "-t", "dev"))
     assert "differs" in line and args.exists()
 
 

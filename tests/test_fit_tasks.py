@@ -26,10 +26,9 @@ import pytest
 from superb.extract.extraction import ExtractRequest, extract
 from superb.stores import open_store
 from superb.testing.cli import read_results as results
-from superb.testing.cli import run_superb
+from superb.testing.cli import run_superb_here
 from superb.testing.corpora import make_fluent_commands, make_iemocap, make_voxceleb1
 
-TESTS = Path(__file__).parent
 
 SID_SPEAKERS = 20  # 8 utterances each: 5 train, 1 dev, 2 test (40 test utterances)
 CHANCE_SID = 1 / SID_SPEAKERS
@@ -54,7 +53,7 @@ INTERVALS = ("config.runner.log_step=50,,config.runner.eval_step=50,,config.runn
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
-from superb.testing.cli import run_superb
+from superb.testing.cli import run_superb_here
 from superb.train.tasks.ctc import greedy
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 @pytest.fixture

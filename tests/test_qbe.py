@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import one_error_line, run_superb_here
 from superb.testing.cli import run_superb_here as superb_here  # error runs: in this process, no start-up
 from superb.testing.corpora import QUESST_TERMS, make_quesst14, make_sws2013
 from superb.train.tasks.qbe.scoring import read_groundtruth, read_lexemes, read_stdlist, score
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 @pytest.fixture(scope="module")

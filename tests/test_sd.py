@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from superb.extract.corpora.diarization import Diarization
-from superb.testing.cli import read_results, run_superb
+from superb.testing.cli import read_results, run_superb_here
 from superb.testing.corpora import make_diarization
 from superb.train.tasks.sd.scoring import der, read_rttm
 from superb.train.tasks.sd.task import MEDIANS, THRESHOLDS, frame_labels, setting_name
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import json
 import subprocess
 
 from superb.extract.extraction import ExtractRequest, extract
-from superb.testing.cli import run_superb
+from superb.testing.cli import run_superb_here
 from superb.testing.corpora import make_snips
 
 
 def superb(*args: str) -> subprocess.CompletedProcess:
-    return run_superb(*args, env={"OMP_NUM_THREADS": "1"})
+    return run_superb_here(*args, threads=1)
 
 
 def test_sf_trains_and_scores(tmp_path):

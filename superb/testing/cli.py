@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,42 @@ def run_superb(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
                           env={**os.environ, **(env or {})})
 
 
-def run_superb_here(*args: str) -> subprocess.CompletedProcess:
-    """``superb ARGS`` in this process, so that a test can make something inside fail (a write refused by a
-    full disk); exit status and output as ``run_superb`` returns them. An uncaught exception propagates."""
+def run_superb_here(*args: str, threads: int | None = None) -> subprocess.CompletedProcess:
+    """``superb ARGS`` in this process: the same CLI without a new interpreter, torch and its compiler to
+    import (7 s a training run here), and a test can make something inside fail (a write refused by a full
+    disk). Exit status and output as ``run_superb`` returns them; an uncaught exception propagates.
+    ``threads``: torch's intra-op threads for the run (``OMP_NUM_THREADS`` of a subprocess), then restored."""
+    import torch
+
     from superb.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code, previous = 0, torch.get_num_threads()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        _warn_as_a_new_interpreter_does()
         try:
+            torch.set_num_threads(threads or previous)
             main(list(args))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            torch.set_num_threads(previous)
     return subprocess.CompletedProcess(["superb", *args], code, out.getvalue(), err.getvalue())
+
+
+def _warn_as_a_new_interpreter_does() -> None:
+    """Python's default warning filters, each warning printed to (the redirected) stderr: a test runner's
+    own filters and recorders would swallow the warnings the command prints."""
+    warnings.resetwarnings()
+    for action, category in (("ignore", ResourceWarning), ("ignore", ImportWarning),
+                             ("ignore", PendingDeprecationWarning), ("ignore", DeprecationWarning)):
+        warnings.simplefilter(action, category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
