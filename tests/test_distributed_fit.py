@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from superb.errors import ConfigError
-from superb.testing.cli import read_results, run_superb
+from superb.testing.cli import read_results, run_superb_here
 from superb.train.runner import split_batch
 
 STEPS = ("config.runner.log_step=10,,config.runner.eval_step=50,,config.runner.save_step=50,,"
@@ -79,8 +79,8 @@ def runs(ks, tmp_path_factory) -> Path:
     """The same KS run in one process and in two (``one/``, ``two/``)."""
     _, store = ks
     out = tmp_path_factory.mktemp("runs")
-    one = run_superb("fit", "-d", "ks", "--features", str(store), "-p", str(out / "one"), "-o", OVERRIDE,
-                     env={"OMP_NUM_THREADS": "1"})
+    one = run_superb_here("fit", "-d", "ks", "--features", str(store), "-p", str(out / "one"), "-o", OVERRIDE,
+                          threads=1)
     assert one.returncode == 0, one.stderr
     code, err = finished(torchrun("fit", "-d", "ks", "--features", str(store), "-p", str(out / "two"), "-o", OVERRIDE))
     assert code == 0, err
@@ -96,7 +96,7 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(runs):
     assert figures(shared) == pytest.approx(figures(alone), rel=1e-5)
     assert read_results(runs / "two")["test"] == pytest.approx(read_results(runs / "one")["test"], abs=1e-6)
     # the checkpoint holds the plain model: it evaluates in one process, to the reported figure
-    evaluated = run_superb("evaluate", "-e", str(runs / "two" / "dev-best.ckpt"), "-t", "test")
+    evaluated = run_superb_here("evaluate", "-e", str(runs / "two" / "dev-best.ckpt"), "-t", "test")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["acc"] == pytest.approx(read_results(runs / "two")["test"]["acc"])
 
@@ -129,5 +129,5 @@ def test_finetuning_on_the_fly_runs_under_torchrun(ks, tmp_path):
                                   "config.runner.save_step=6,,config.data.batch_size=4"))
     assert code == 0, err
     assert "2 processes × batch 2 × accumulation 1 = effective batch 4" in err
-    evaluated = run_superb("evaluate", "-e", str(tmp_path / "ft"), "-t", "test")
+    evaluated = run_superb_here("evaluate", "-e", str(tmp_path / "ft"), "-t", "test")
     assert evaluated.returncode == 0, evaluated.stderr

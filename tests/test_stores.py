@@ -252,7 +252,7 @@ def test_writer_lock_refuses_another_run_while_any_process_of_the_first_holds_it
 def test_inspect_says_empty_before_any_split(tmp_path):
     """A store whose first split was never added (e.g. killed right after creating it) is empty, not complete."""
     from superb.stores.inspect import describe
-    from superb.testing.cli import run_superb
+    from superb.testing.cli import run_superb_here
 
     path = tmp_path / "generic"
     STORE_FORMATS.get("zarr").writer(path).prepare(_attrs({"chunk_frames": 4, "shard_frames": 8, "block_shards": 2,
@@ -260,5 +260,5 @@ def test_inspect_says_empty_before_any_split(tmp_path):
     with open_store(path) as store:
         report = describe(store)  # what --json prints
     assert report["state"] == "empty" and not report["complete"] and report["splits"] == {}
-    text = run_superb("inspect", str(path))
+    text = run_superb_here("inspect", str(path))
     assert text.returncode == 0 and "empty" in text.stdout and "complete" not in text.stdout

@@ -15,7 +15,7 @@ from superb.extract.corpora.voxceleb1 import read_trials
 from superb.files import numbered_lines
 from superb.registry import CORPORA
 from superb.testing.checks import assert_text_file_checks
-from superb.testing.cli import one_error_line, run_superb
+from superb.testing.cli import one_error_line, run_superb_here
 from superb.train.tasks.asr.decoding import arpa_unigrams, read_words
 from superb.train.tasks.pr.lexicon import Lexicon
 from superb.train.tasks.qbe.scoring import read_lexemes
@@ -107,7 +107,7 @@ def test_a_bad_byte_is_one_line_through_the_cli(generic_tsv, tmp_path):
     lines = tsv.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b"utt1", b"utt\xe91")  # a Latin-1 é
     tsv.write_bytes(b"".join(lines))
-    line = one_error_line(run_superb("extract", "-u", "fbank", "--corpus", "generic", "--root", str(tsv),
-                                     "--out", str(tmp_path / "out"), "-q"))
+    line = one_error_line(run_superb_here("extract", "-u", "fbank", "--corpus", "generic", "--root", str(tsv),
+                                          "--out", str(tmp_path / "out"), "-q"))
     assert f"{tsv.resolve()}:3: not UTF-8 text (byte 0xe9 at column 4)" in line
     assert not (tmp_path / "out" / "generic").exists()
