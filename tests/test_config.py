@@ -25,7 +25,7 @@ def test_override_values_are_never_executed(tmp_path):
     assert parsed[0][1].startswith("__import__")  # kept as text
     assert not marker.exists()
     with pytest.raises(ConfigError, match="optimizer.name.*not one of|must be"):
-        from superb.train.trainer import make_optimizer
+        from superb.train.optimizers import make_optimizer
 
         text = f"config.optimizer.name=__import__('os').system('touch {marker}')"
         config = load_config(default_config_path("ks"), text)
@@ -166,7 +166,7 @@ def test_asv_optimizer_is_the_one_s3prls_config_builds():
     (AdamW's weight decay 0.01 among them)."""
     import torch
 
-    from superb.train.trainer import make_optimizer
+    from superb.train.optimizers import make_optimizer
 
     s3prl_block = {"name": "TorchOptim", "torch_optim_name": "AdamW", "lr": 1.0e-4}  # sv_voxceleb1/config.yaml
     kwargs = {k: v for k, v in s3prl_block.items() if k not in ("name", "torch_optim_name")}

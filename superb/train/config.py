@@ -98,7 +98,8 @@ class RunnerConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "Adam"  # Adam, TorchAdam (s3prl's name for it) or AdamW: the torch.optim classes
+    # Adam, TorchAdam (s3prl's name for it), AdamW (torch.optim's) or s3prl_AdamW (s3prl's own: "AdamW*")
+    name: str = "Adam"
     lr: NonNegativeFloat = 1.0e-4  # 0 keeps the weights where they are (a check, not training)
     eps: NonNegativeFloat = 1.0e-8
     # torch's AdamW default is 0.01: a config copying s3prl's TorchOptim AdamW says so

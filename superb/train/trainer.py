@@ -22,11 +22,12 @@ import torch
 from torch import nn
 
 from superb import distributed
-from superb.errors import CheckpointError, ConfigError
+from superb.errors import CheckpointError
 from superb.extract.upstreams.fairseq_unpickle import load_pickled
 from superb.files import replaced
 from superb.train.config import BEST_CHECKPOINT, Config, OptimizerConfig, selection_role
 from superb.train.featurizer import Featurizer
+from superb.train.optimizers import make_optimizer
 
 _CHECKPOINT_KEYS = ("model", "args", "config", "progress")  # what every checkpoint of ``save`` holds
 
@@ -63,15 +64,6 @@ class DownstreamModel(nn.Module):
             lengths = lengths.to(hidden.device)
         x = self.featurizer(hidden)
         return self.head(x, lengths), lengths
-
-
-def make_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    name = cfg.name.lower()
-    if name in ("adam", "torchadam"):
-        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    raise ConfigError(f"config optimizer.name: {cfg.name!r} is not one of Adam, TorchAdam, AdamW")
 
 
 def lr_factor(step: int, cfg: OptimizerConfig, total_steps: int) -> float:
