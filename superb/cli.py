@@ -163,6 +163,8 @@ def fit(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     layer: Annotated[Optional[int], typer.Option("-l", "--layer", help="use one hidden state only")] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="er: the IEMOCAP session to test on")] = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        "--labels", help="phone_*: the CPC phone label folder (converted_aligned_phones.txt, *_split.txt)")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     preload: Annotated[bool, typer.Option("--preload", help="hold the splits in RAM")] = False,
     workers: Annotated[Optional[int], typer.Option("--workers", help="data loader processes")] = None,
@@ -177,7 +179,8 @@ def fit(
         ckpt=str(ckpt) if ckpt else None, random_init=random_init,
         upstream_config=_yaml_mapping(upstream_config, "--upstream-config"), finetune=finetune, name=name,
         expdir=str(expdir) if expdir else None, config=str(config) if config else None, override=override,
-        seed=seed, layer=layer, fold=fold, device=device, preload=preload, workers=workers,
+        seed=seed, layer=layer, fold=fold, labels=str(labels.absolute()) if labels else None, device=device,
+        preload=preload, workers=workers,
     )
     from superb.distributed import context
 

@@ -143,6 +143,12 @@ TASKS.add("asv", "superb.train.tasks.asv.task:TASK", "speaker verification, VoxC
           aliases=("sv_voxceleb1",))
 TASKS.add("sd", "superb.train.tasks.sd.task:TASK", "speaker diarization, Libri2Mix Kaldi dirs, DER",
           aliases=("diarization",))
+TASKS.add("phone_linear", "superb.train.tasks.phone.task:PHONE_LINEAR",
+          "phone classification, CPC LibriSpeech frame labels (--labels), linear, frame accuracy")
+TASKS.add("phone_linear_concat", "superb.train.tasks.phone.task:PHONE_LINEAR_CONCAT",
+          "phone classification, CPC LibriSpeech frame labels (--labels), linear on 9 frames, frame accuracy")
+TASKS.add("phone_1hidden", "superb.train.tasks.phone.task:PHONE_1HIDDEN",
+          "phone classification, CPC LibriSpeech frame labels (--labels), 1 hidden layer, frame accuracy")
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

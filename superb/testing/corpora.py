@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from superb.testing.speech import require_tools, synthesize, write_noise
+from superb.testing.speech import require_tools, synthesize, synthesize_phones, write_noise
 
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 SC_VOCABULARY = {
@@ -130,6 +130,68 @@ def make_librispeech(
     for extra in ("README.TXT", "SPEAKERS.TXT", "CHAPTERS.TXT", "LICENSE.TXT"):
         (base / extra).write_text("tiny synthetic LibriSpeech for tests\n", encoding="utf-8")
     return root
+
+
+PHONE_CLASSES = 41  # s3prl's class_num for the CPC phone labels
+LABEL_STEP = 160  # samples per label frame: 10 ms at 16 kHz, as the CPC alignments
+
+
+def frame_phone_labels(events: Sequence[tuple[int, str]], samples: int, classes: dict[str, int]) -> list[int]:
+    """One class id per 10 ms frame (``samples // 160`` frames): the phoneme sounding at the frame's centre;
+    before the first phoneme, the pause ``_``. ``classes`` grows with new phonemes (ids in order of first use)."""
+    starts = [start for start, _ in events]
+    labels = []
+    for k in range(samples // LABEL_STEP):
+        i = int(np.searchsorted(starts, k * LABEL_STEP + LABEL_STEP // 2, side="right")) - 1
+        phoneme = events[i][1] if i >= 0 else "_"
+        phoneme = re.sub(r"(?<=.)[0-9:;]+$", "", phoneme)  # stress and length marks: @2 → @, _: → _
+        labels.append(classes.setdefault(phoneme, len(classes)))
+    return labels
+
+
+def make_librispeech_phones(root: str | Path, labels: str | Path, speakers: int = 4, utts_per_speaker: int = 6,
+                            test_every: int = 4) -> tuple[Path, Path]:
+    """A LibriSpeech ``train-clean-100`` copy and CPC phone labels for it, as s3prl's phone tasks read them.
+
+    ``labels`` gets ``converted_aligned_phones.txt`` (``UTTID ID ID …``, one class id per 10 ms, from espeak-ng's
+    phoneme events, stress and length marks dropped; the pause ``_`` is class 0), ``train_split.txt`` and ``test_split.txt`` (one id per line, no
+    newline after the last, as the real files). Every ``test_every``-th utterance of a speaker is a test
+    utterance (CPC's test split shares speakers with train); the corpus's last utterance is in neither list,
+    as one of the real train-clean-100's is not. Returns ``(root, labels)``."""
+    root, labels = Path(root), Path(labels)
+    plan = []
+    for j in range(speakers):
+        who = voice(j)
+        for u in range(utts_per_speaker):
+            spk, chap = librispeech_ids(0, j, 0)
+            uid = f"{spk}-{chap}-{u:04d}"
+            plan.append((uid, _SENTENCES[(3 * j + u) % len(_SENTENCES)], root / "train-clean-100" / spk / chap, who))
+    events: dict[str, list] = {}
+
+    def speak(uid: str, text: str, folder: Path, who: Voice) -> None:
+        events[uid] = synthesize_phones(text.lower(), folder / f"{uid}.flac", voice=who.name, pitch=who.pitch,
+                                        speed=who.speed)
+
+    _run_all([lambda item=item: speak(*item) for item in plan])
+    transcripts: dict[Path, list[str]] = {}
+    classes = {"_": 0}
+    lines, train, test = [], [], []
+    for n, (uid, text, folder, _) in enumerate(plan):
+        spk, chap, _ = uid.split("-")
+        transcripts.setdefault(folder / f"{spk}-{chap}.trans.txt", []).append(f"{uid} {text}")
+        frames = frame_phone_labels(events[uid], soundfile.info(folder / f"{uid}.flac").frames, classes)
+        lines.append(" ".join([uid, *map(str, frames)]))
+        if n < len(plan) - 1:
+            (test if int(uid.rsplit("-", 1)[1]) % test_every == test_every - 1 else train).append(uid)
+    if len(classes) > PHONE_CLASSES:
+        raise RuntimeError(f"espeak-ng used {len(classes)} phonemes; the CPC labels have {PHONE_CLASSES} classes")
+    for path, rows in transcripts.items():
+        path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    labels.mkdir(parents=True, exist_ok=True)
+    (labels / "converted_aligned_phones.txt").write_text("".join(line + "\n" for line in lines))
+    (labels / "train_split.txt").write_text("\n".join(train))
+    (labels / "test_split.txt").write_text("\n".join(test))
+    return root, labels
 
 
 # -- Speech Commands -------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ dither, whose noise would otherwise be random).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -111,3 +113,31 @@ def write_noise(path: str | Path, seconds: float, rate: int = 16_000, seed: int 
     wave = noise(seconds, rate=rate, seed=seed, color=color, amplitude=amplitude, channels=channels)
     soundfile.write(str(path), wave, rate, subtype="PCM_16")
     return path
+
+
+# -- speech with its phoneme timing (espeak-ng's library, in a child process) --------------------------------
+
+
+def synthesize_phones(text: str, path: str | Path, voice: str = "en-us", rate: int = 16_000,
+                      speed: int | None = None, pitch: int | None = None) -> list[tuple[int, str]]:
+    """Speak ``text`` as ``synthesize`` does, but through espeak-ng's library, and return its phonemes: the
+    ``(first sample at rate, espeak-ng phoneme mnemonic)`` of each, in order (``_`` is a pause).
+
+    Each utterance is spoken by a fresh process (``superb.testing.espeak_phones``): the library's synthesiser
+    carries state from one utterance to the next (timings drift by a few samples), so this keeps the same
+    arguments giving the same bytes, and lets utterances be spoken in parallel."""
+    require_tools()
+    path = Path(path)
+    kind = _output_type(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="superb-tts-") as tmp:
+        raw = Path(tmp) / "speech.wav"
+        done = subprocess.run([sys.executable, "-m", "superb.testing.espeak_phones", text, voice,
+                               str(speed if speed is not None else 175), str(pitch if pitch is not None else 50),
+                               str(raw)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"espeak-ng's library failed: {done.stderr.strip()}")
+        native, events = json.loads(done.stdout)
+        _run(["sox", "-R", "-D", "-V1", str(raw), "-b", "16", "-t", kind, str(path), "channels", "1",
+              "rate", str(int(rate))])
+    return [(round(sample * rate / native), phoneme) for sample, phoneme in events]

@@ -134,6 +134,8 @@ class DataConfig:
     dev_speakers: NonNegativeInt = 40  # asv (protocol dev): training speakers held out for the dev trial list
     dev_trials: PositiveInt = 8  # asv: dev trials per held-out utterance (half target, half non-target)
     chunk_frames: PositiveInt = 2000  # sd: training chunk length in frames (s3prl's chunk_size)
+    labels: str | None = None  # phone tasks: the CPC phone label folder (--labels)
+    split_seed: int = 1337  # phone tasks: s3prl's train_dev_seed, Python's random.shuffle of train_split.txt
 
 
 @dataclass
@@ -148,6 +150,9 @@ class ModelConfig:
     agg_dim: PositiveInt = 1500  # asv: units of the last TDNN layer (statistics pooling doubles them)
     am_scale: PositiveFloat = 30.0  # asv: AM-softmax scale s
     am_margin: NonNegativeFloat = 0.4  # asv: AM-softmax margin m
+    concat_n_frames: Annotated[int, Range(3)] = 9  # phone_linear_concat: frames concatenated (odd)
+    hidden_size: PositiveInt = 768  # phone_1hidden: units of the hidden layer
+    hidden_dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0  # phone_1hidden: before the ReLU
 
 
 @dataclass

@@ -62,6 +62,7 @@ class FitArgs:
     seed: int = 0
     layer: int | None = None
     fold: int | None = None
+    labels: str | None = None  # phone tasks: the CPC label folder (config.data.labels)
     device: str = "auto"
     preload: bool = False
     workers: int | None = None
@@ -91,6 +92,8 @@ def resolve_config(args: FitArgs, saved: dict[str, Any] | None = None) -> Config
         config.featurizer.layer = args.layer
     if args.fold is not None:
         config.data.fold = args.fold
+    if args.labels is not None:
+        config.data.labels = args.labels
     if args.preload:
         config.data.preload = True
     if args.workers is not None:
@@ -152,7 +155,7 @@ def build_run(args: FitArgs, config: Config) -> Built:
     task = TASKS.get(args.task)
     if config.runner.protocol == "s3prl" and not getattr(task, "s3prl_selects_on_test", False):
         raise ConfigError(f"runner.protocol 's3prl' changes nothing for task {task.name!r} (s3prl selects it on "
-                          "dev too); it applies to asv and sd")
+                          "dev too); it applies to asv, sd and the phone tasks")
     if config.data.dev_sampling != "full" and not getattr(task, "s3prl_balanced_dev", False):
         raise ConfigError(f"data.dev_sampling {config.data.dev_sampling!r} is s3prl's dev protocol for ks only; "
                           f"s3prl scores task {task.name!r} on its whole dev set, as the default 'full' does")

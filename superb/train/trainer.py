@@ -63,6 +63,8 @@ class DownstreamModel(nn.Module):
                 hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
             lengths = lengths.to(hidden.device)
         x = self.featurizer(hidden)
+        if getattr(self.head, "frame_targets", False):  # labels at their own frame rate (phone tasks): the head
+            return self.head(x, lengths, batch["target_lengths"].to(x.device))  # aligns to them, as s3prl does
         return self.head(x, lengths), lengths
 
 

@@ -1,0 +1,93 @@
+"""The CPC phone labels s3prl's phone tasks read, given at fit time (``--labels DIR``).
+
+``DIR`` holds ``converted_aligned_phones.txt`` (``UTTID ID ID …``: one class id in [0, 41) per 10 ms of
+LibriSpeech train-clean-100 audio), ``train_split.txt`` and ``test_split.txt`` (one utterance id per line;
+the real files have no newline after the last). As s3prl's ``PhoneDataset``: dev is carved from the train
+list by Python's ``random.seed(1337)``, ``random.shuffle`` and a cut at ``int(0.9 × N)`` (train first).
+On the real list that gives 20,547 train and 2,283 dev ids, starting ``3947-13262-0002`` and
+``7367-86737-0057``, as s3prl's. Blank lines (a trailing newline, a CRLF copy) are not ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from superb.errors import ConfigError
+from superb.files import lines_of
+
+CLASSES = 41  # s3prl's class_num, hard-coded in phone_linear/dataset.py
+LABEL_RATE = 100.0  # label frames per second (CPC's 160-sample step at 16 kHz)
+LABELS_FILE = "converted_aligned_phones.txt"
+SPLIT_FILES = {"train": "train_split.txt", "test": "test_split.txt"}
+
+
+@dataclass
+class PhoneLabels:
+    """Frame labels per utterance id, the ids of each role with their list file and line, and the files' hashes."""
+
+    frames: dict[str, tuple[int, ...]]
+    roles: dict[str, list[tuple[str, str]]]  # role → [(utterance id, "FILE:LINE" it came from)]
+    identity: dict[str, object]  # folder and each file's SHA-256, for results.json
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; --labels names the CPC phone label folder ({LABELS_FILE}, "
+                          f"{', '.join(SPLIT_FILES.values())})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _frame_labels(path: Path, data: bytes) -> dict[str, tuple[int, ...]]:
+    frames: dict[str, tuple[int, ...]] = {}
+    for number, line in lines_of(data, path, "phone label file", ConfigError):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            ids = tuple(int(x) for x in fields[1:])
+        except ValueError:
+            raise ConfigError(f"{path}:{number}: phone ids must be integers, got {line[:60]!r}") from None
+        bad = [x for x in ids if not 0 <= x < CLASSES]
+        if bad or not ids:
+            raise ConfigError(f"{path}:{number}: " + (f"phone id {bad[0]} is outside [0, {CLASSES})" if bad else
+                                                      f"utterance {fields[0]!r} has no frame labels"))
+        if fields[0] in frames:
+            raise ConfigError(f"{path}:{number}: utterance {fields[0]!r} is labelled twice")
+        frames[fields[0]] = ids
+    return frames
+
+
+def _ids(path: Path, data: bytes) -> list[tuple[str, str]]:
+    return [(line.strip(), f"{path}:{number}") for number, line in lines_of(data, path, "split list", ConfigError)
+            if line.strip()]
+
+
+def read_phone_labels(folder: str | Path, dev_ratio: float = 0.1, seed: int = 1337) -> PhoneLabels:
+    """The label folder's frames and its train/dev/test ids (dev carved from train as s3prl does)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--labels {folder}: not a folder (the CPC phone labels: {LABELS_FILE}, "
+                          f"{', '.join(SPLIT_FILES.values())})")
+    files = {name: folder / name for name in (LABELS_FILE, *SPLIT_FILES.values())}
+    data = {name: _read(path) for name, path in files.items()}
+    frames = _frame_labels(files[LABELS_FILE], data[LABELS_FILE])
+    train = _ids(files[SPLIT_FILES["train"]], data[SPLIT_FILES["train"]])
+    random.Random(seed).shuffle(train)  # what random.seed(seed); random.shuffle(lines) gives
+    cut = int(len(train) * (1 - dev_ratio))
+    roles = {"train": train[:cut], "dev": train[cut:],
+             "test": _ids(files[SPLIT_FILES["test"]], data[SPLIT_FILES["test"]])}
+    for role, ids in roles.items():
+        if not ids:
+            raise ConfigError(f"{folder}: the {role} list is empty")
+        for uid, where in ids:
+            if uid not in frames:
+                raise ConfigError(f"{where}: utterance {uid!r} has no labels in {files[LABELS_FILE]}")
+    identity = {"folder": str(folder.resolve()), "split_seed": seed, "dev_ratio": dev_ratio,
+                "files": {name: hashlib.sha256(blob).hexdigest() for name, blob in data.items()}}
+    return PhoneLabels(frames, roles, identity)
