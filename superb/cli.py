@@ -273,8 +273,10 @@ def tasks() -> None:
 def _list(registry_name: str) -> None:
     from superb import registry
 
-    for entry in getattr(registry, registry_name).entries():
-        typer.echo(f"{entry.name:<18} {entry.summary}")
+    entries = list(getattr(registry, registry_name).entries())
+    width = max((len(entry.name) for entry in entries), default=0)
+    for entry in entries:
+        typer.echo(f"{entry.name:<{width}}  {entry.summary}")
 
 
 @app.command()

@@ -144,12 +144,13 @@ def snips_root(corpora_dir: Path) -> Path:
 
 
 # Test files by measured time, longest first (seconds of one worker on 2 cores, 2026-12-07: distributed_extract
-# 140, distributed_fit 100, sf 75, asv 75, fit_tasks 70, asr 65, fit 55, sd 40; the rest under 20). With
+# 140, distributed_fit 100, sf 75, asv 75, fit_tasks 70, asr 65, phone 60, fit 55, sd 40; the rest under 20). With
 # --dist loadfile a file runs on one worker; starting the long ones first (and --no-loadscope-reorder, which
 # keeps this order instead of xdist's most-tests-first) keeps both workers busy to the end rather than
 # leaving the longest file to run alone.
 LONGEST_FIRST = ("test_distributed_extract.py", "test_distributed_fit.py", "test_sf.py", "test_asv.py",
-                 "test_fit_tasks.py", "test_asr.py", "test_fit.py", "test_sd.py", "test_extract.py", "test_pr.py")
+                 "test_fit_tasks.py", "test_asr.py", "test_phone.py", "test_fit.py", "test_sd.py", "test_extract.py",
+                 "test_pr.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -157,7 +157,7 @@ def test_asv_refuses_the_identification_store_and_s3prl_protocol_elsewhere(tmp_p
     assert "verification=true" in line
     line = one_error_line(superb("fit", "-d", "sid", "--features", str(stores), "-p", str(tmp_path / "y"),
                                  "-o", "config.runner.protocol=s3prl"))
-    assert "protocol 's3prl'" in line and "asv and sd" in line
+    assert "protocol 's3prl'" in line and "asv, sd" in line
 
 
 def test_asv_on_the_fly_reads_the_verification_corpus(vox_root, tmp_path):

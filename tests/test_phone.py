@@ -99,7 +99,8 @@ def test_dev_is_carved_from_train_as_s3prl_does(tmp_path):
     crlf = write_labels(tmp_path / "crlf", ids, ["9-9-0001", "9-9-0002"])  # a Windows copy, trailing newline
     (crlf / "train_split.txt").write_text("\r\n".join(ids) + "\r\n")
     again = read_phone_labels(crlf).roles
-    assert {r: [uid for uid, _ in v] for r, v in again.items()} == {r: [uid for uid, _ in v] for r, v in labels.roles.items()}
+    for role, listed in labels.roles.items():
+        assert [uid for uid, _ in again[role]] == [uid for uid, _ in listed]
 
 
 @pytest.mark.parametrize(("feature_frames", "label_frames"), [(10, 10), (10, 12), (10, 8), (5, 10), (5, 11),
@@ -203,3 +204,8 @@ def test_bad_label_folders_fail_in_one_line(phone_data, tmp_path):
     (other / "train_split.txt").unlink()
     assert "train_split.txt: not found" in fit(other)
     assert not (tmp_path / "run").exists()
+
+
+def test_superb_tasks_lists_the_three_variants():
+    listed = {line.split()[0] for line in superb("tasks").stdout.splitlines() if line.strip()}
+    assert set(VARIANTS) <= listed

@@ -154,10 +154,11 @@ def make_librispeech_phones(root: str | Path, labels: str | Path, speakers: int 
     """A LibriSpeech ``train-clean-100`` copy and CPC phone labels for it, as s3prl's phone tasks read them.
 
     ``labels`` gets ``converted_aligned_phones.txt`` (``UTTID ID ID …``, one class id per 10 ms, from espeak-ng's
-    phoneme events, stress and length marks dropped; the pause ``_`` is class 0), ``train_split.txt`` and ``test_split.txt`` (one id per line, no
-    newline after the last, as the real files). Every ``test_every``-th utterance of a speaker is a test
-    utterance (CPC's test split shares speakers with train); the corpus's last utterance is in neither list,
-    as one of the real train-clean-100's is not. Returns ``(root, labels)``."""
+    phoneme events, stress and length marks dropped; the pause ``_`` is class 0), ``train_split.txt`` and
+    ``test_split.txt`` (one id per line, no newline after the last, as the real files). Every
+    ``test_every``-th utterance of a speaker is a test utterance (CPC's test split shares speakers with
+    train); the corpus's last utterance is in neither list, as one of the real train-clean-100's is not.
+    Returns ``(root, labels)``."""
     root, labels = Path(root), Path(labels)
     plan = []
     for j in range(speakers):
