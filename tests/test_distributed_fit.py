@@ -71,7 +71,7 @@ def test_the_effective_batch_is_kept():
         split_batch(8, 2, 3)
 
 
-OVERRIDE = f"config.runner.total_steps=400,,{STEPS}"
+OVERRIDE = f"config.runner.total_steps=200,,{STEPS}"
 
 
 @pytest.fixture(scope="module")
