@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from superb.errors import ConfigError
-from superb.train.tasks.lstm import run_lstm
 from superb.train.config import ModelConfig, SpecAugConfig
+from superb.train.masks import valid_frames
+from superb.train.tasks.lstm import run_lstm
 
 
 class CtcHead(nn.Module):
@@ -96,7 +97,7 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugConfig) -> 
         for b, n in enumerate(lengths.tolist()):
             if n > 0:
                 x[b, :n] = time_warp(x[b, :n], cfg.time_warp_window)
-    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+    valid = valid_frames(lengths, x.shape[1], x.device)  # (B, T)
     bands = _masks(len(x), x.shape[2], cfg.num_freq_mask, cfg.freq_mask_width, x.device)  # (B, D)
     count, widest = cfg.num_time_mask, cfg.time_mask_width
     if cfg.adaptive:

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from superb.train.masks import valid_frames
+
 
 def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``lstm`` (``batch_first``) over ``x (B, T, D)`` with ``lengths (B,)`` → ``(B, T, directions × H)``,
@@ -28,7 +30,7 @@ def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Ten
     frames = x.shape[1]
     steps = torch.arange(frames, device=x.device)[None, :]
     lengths = lengths.to(x.device)
-    valid = (steps < lengths[:, None]).unsqueeze(2)
+    valid = valid_frames(lengths, frames).unsqueeze(2)
     if not lstm.bidirectional:
         return lstm(x)[0] * valid
     shift = (frames - lengths)[:, None]  # right-aligned: position t holds frame t - shift

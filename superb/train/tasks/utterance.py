@@ -23,6 +23,7 @@ from superb.errors import ConfigError, StoreError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, DataConfig, ModelConfig
 from superb.train.data import Item
+from superb.train.masks import valid_frames
 
 Roles = dict[str, list[tuple[str, int]]]  # role (train/dev/test) → (store split, index) pairs
 
@@ -51,7 +52,7 @@ class UtteranceHead(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """``x (B, T, D)``, ``lengths (B,)`` → one ``(B, classes)`` logit tensor per head."""
         x = self.projector(x)
-        mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+        mask = valid_frames(lengths, x.shape[1], x.device).to(x.dtype)
         pooled = (x * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
         return list(torch.split(self.classifier(pooled), self.sizes, dim=-1))
 

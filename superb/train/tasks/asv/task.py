@@ -28,6 +28,7 @@ from superb.extract.corpora.voxceleb1 import read_trials
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
+from superb.train.masks import valid_frames
 from superb.train.tasks.asv.metrics import eer, min_dcf, write_scores
 from superb.train.tasks.utterance import Prepared, check_corpus
 
@@ -70,7 +71,7 @@ class XVectorHead(nn.Module):
         for layer in self.tdnn:
             x = torch.relu(layer(x))
         valid = (lengths - CONTEXT).clamp(min=1).to(x.device)
-        mask = (torch.arange(x.shape[2], device=x.device)[None, :] < valid[:, None]).to(x.dtype)[:, None, :]
+        mask = valid_frames(valid, x.shape[2]).to(x.dtype)[:, None, :]
         mean = (x * mask).sum(2) / valid[:, None]
         var = ((x - mean[..., None]) ** 2 * mask).sum(2) / (valid[:, None] - 1).clamp(min=1)  # unbiased, as torch.std
         embedding = torch.relu(self.embedding(torch.cat([mean, var.clamp(min=0).sqrt()], dim=1)))

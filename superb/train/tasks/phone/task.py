@@ -34,6 +34,7 @@ from superb.errors import ConfigError, StoreError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
+from superb.train.masks import valid_frames
 from superb.train.tasks.phone.labels import CLASSES, LABEL_RATE, read_phone_labels
 from superb.train.tasks.utterance import Prepared, check_corpus
 
@@ -181,8 +182,7 @@ class PhoneClassification:
 def _frame_targets(batch: dict, lengths: torch.Tensor) -> torch.Tensor:
     """``(B, S)`` labels, −100 past each utterance's own (s3prl pads them with −100)."""
     targets = batch["targets"].to(lengths.device)
-    frames = torch.arange(targets.shape[1], device=targets.device)[None, :]
-    return targets.masked_fill(frames >= lengths[:, None], -100)
+    return targets.masked_fill(~valid_frames(lengths, targets.shape[1]), -100)
 
 
 PHONE_LINEAR = PhoneClassification("phone_linear", _linear, "phone classification, CPC LibriSpeech labels, linear")

@@ -28,6 +28,7 @@ from superb.errors import ConfigError
 from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
+from superb.train.masks import valid_frames
 from superb.train.tasks.lstm import run_lstm
 from superb.train.tasks.sd.scoring import activity_to_segments, der, write_rttm
 from superb.train.tasks.utterance import Prepared, check_corpus, splits_by_role
@@ -109,7 +110,7 @@ class SpeakerDiarization:
     def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
         """PIT BCE: per recording, the mean BCE over its frames under the better speaker order."""
         labels = _labels(batch, logits.shape[1]).to(logits.dtype)
-        mask = (torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]).to(logits.dtype)
+        mask = valid_frames(lengths, logits.shape[1], logits.device).to(logits.dtype)
         per_order = []
         for order in itertools.permutations(range(SPEAKERS)):
             bce = F.binary_cross_entropy_with_logits(logits.float(), labels[..., list(order)].float(),
