@@ -95,7 +95,7 @@ def test_dev_is_carved_from_train_as_s3prl_does(tmp_path):
     for role in ("train", "dev", "test"):
         assert [uid for uid, _ in labels.roles[role]] == s3prl_split(folder, role), role
     assert len(labels.roles["train"]) == 87 and len(labels.roles["dev"]) == 10
-    assert labels.frames[ids[1]] == (1, 2, 3)
+    assert labels.frames[ids[1]].tolist() == [1, 2, 3]
     crlf = write_labels(tmp_path / "crlf", ids, ["9-9-0001", "9-9-0002"])  # a Windows copy, trailing newline
     (crlf / "train_split.txt").write_text("\r\n".join(ids) + "\r\n")
     again = read_phone_labels(crlf).roles
