@@ -246,11 +246,13 @@ def evaluate(
     past_exp: Annotated[Path, typer.Option("-e", "--past-exp", help="a checkpoint, or an expdir (dev-best)")],
     split: Annotated[str, typer.Option("-t", "--split", help="dev, test or train")] = "test",
     override: Annotated[Optional[str], typer.Option("-o", "--override")] = None,
+    save_audio: Annotated[Optional[Path], typer.Option(
+        "--save-audio", help="separation: write each mixture's estimates here (UTT_s1.wav, UTT_s2.wav)")] = None,
 ) -> None:
     """Test a checkpoint with the args and config it was trained with."""
     from superb.train.runner import evaluate as run
 
-    typer.echo(json.dumps(run(past_exp, split, override), indent=2))
+    typer.echo(json.dumps(run(past_exp, split, override, save_audio=save_audio), indent=2))
 
 
 @app.command()

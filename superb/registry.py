@@ -122,6 +122,8 @@ CORPORA.add("sws2013", "superb.extract.corpora.sws2013:Sws2013",
             "SWS 2013: Audio/ documents, dev_queries/ and eval_queries/ (term examples _01 …), scoring_atwv_sws2013/")
 CORPORA.add("diarization", "superb.extract.corpora.diarization:Diarization",
             "Libri2Mix-style Kaldi data dirs {train,dev,test}/ with wav.scp, segments, utt2spk, rttm, reco2dur")
+CORPORA.add("separation", "superb.extract.corpora.separation:Separation",
+            "Libri2Mix 16 kHz min as s3prl's data_prepare.py writes it: wav16k/min/SPLIT/{mix_clean,s1,s2}/wav.scp")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
 
@@ -149,6 +151,9 @@ TASKS.add("phone_linear_concat", "superb.train.tasks.phone.task:PHONE_LINEAR_CON
           "phone classification, CPC LibriSpeech frame labels (--labels), linear on 9 frames, frame accuracy")
 TASKS.add("phone_1hidden", "superb.train.tasks.phone.task:PHONE_1HIDDEN",
           "phone classification, CPC LibriSpeech frame labels (--labels), 1 hidden layer, frame accuracy")
+TASKS.add("separation_stft", "superb.train.tasks.separation.task:TASK",
+          "source separation, Libri2Mix (s3prl's folders), BLSTM mask on the STFT, SI-SDRi / STOI / PESQ",
+          aliases=("separation",))
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

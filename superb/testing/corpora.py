@@ -831,6 +831,82 @@ def make_diarization(root: str | Path, recordings_per_split: int = 2, seconds: f
     return root
 
 
+# -- Separation: Libri2Mix as s3prl's separation_stft reads it ---------------------------------------------
+
+LIBRI2MIX_PARTS = ("train-100", "dev", "test")
+_MIX_SENTENCES = ("the boat sailed across the lake", "please call me after lunch", "green apples grow on trees",
+                  "the library opens at nine", "we walked home in the rain", "turn left at the old bridge",
+                  "my brother plays the violin", "a cold wind came from the north")
+
+
+def _libri2mix_id(part: int, k: int, speaker: int) -> str:
+    """A LibriSpeech-style ``SPK-CHAP-UTT`` id of mixture ``k``'s ``speaker`` (0 or 1) in part ``part``."""
+    return f"{100 + 37 * (2 * (part * 100 + k) + speaker)}-{2000 + k}-{speaker:04d}"
+
+
+def subsample_ids(ids: Sequence[str], count: int, seed: int = 7) -> list[str]:
+    """s3prl's ``subsample.py``: ids sorted, Python-shuffled with ``seed``, the first ``count`` kept, sorted."""
+    import random
+
+    chosen = sorted(ids)
+    random.seed(seed)
+    random.shuffle(chosen)
+    return sorted(chosen[:count])
+
+
+def make_libri2mix(root: str | Path, mixtures: dict[str, int] | None = None, dev_subset: int = 3,
+                   seed: int = 0) -> Path:
+    """A tiny Libri2Mix (16 kHz, ``min``) and s3prl's Kaldi-style folders of it; returns the folder to pass
+    as ``--root`` (``ROOT/datasets/Libri2Mix``, holding ``wav16k/min/PART/{s1,s2,mix_clean}/wav.scp``).
+
+    The audio is where LibriMix writes it, ``ROOT/Libri2Mix/wav16k/min/PART/{s1,s2,mix_clean}/ID1_ID2.wav``:
+    each mixture pairs a low and a high espeak-ng voice (``diarization_voice``: no voice in two parts) saying
+    different sentences, both scaled by a seeded gain, cut to the shorter (``min``), and summed into
+    ``mix_clean`` as float32 WAVs. ``data_prepare.py``'s lists (absolute paths, sorted, ``utt2spk``/``spk2utt``
+    mapping each id to itself) are then written for each part, and ``dev_1000`` as ``subsample.py`` draws it
+    (``dev_subset`` mixtures, seed 7). Same arguments, same bytes."""
+    root = Path(root)
+    counts = mixtures or {"train-100": 16, "dev": 4, "test": 4}
+    rng = np.random.default_rng(seed)
+    plan = []  # (part, mixture id, [(voice index, sentence index)] * 2)
+    voice_index = 0
+    for p, part in enumerate(LIBRI2MIX_PARTS):
+        for k in range(counts.get(part, 0)):
+            speakers = [(voice_index + j, (3 * (p * 100 + k) + 5 * j) % len(_MIX_SENTENCES)) for j in range(2)]
+            voice_index += 2
+            plan.append((part, "_".join(_libri2mix_id(p, k, j) for j in range(2)), speakers))
+    with tempfile.TemporaryDirectory(prefix="superb-libri2mix-") as tmp:
+        spoken = {key: Path(tmp) / f"{key[0]}_{key[1]}.wav" for _, _, pair in plan for key in pair}
+        _run_all([_speak(_MIX_SENTENCES[t], path, diarization_voice(v)) for (v, t), path in spoken.items()])
+        speech = {key: _trimmed_turn(path) for key, path in spoken.items()}
+    audio_base = root / "Libri2Mix" / "wav16k" / "min"
+    for part, mid, pair in plan:
+        waves = [speech[key] * rng.uniform(0.4, 0.9) for key in pair]
+        n = min(len(w) for w in waves)
+        signals = {"s1": waves[0][:n], "s2": waves[1][:n]}
+        signals["mix_clean"] = signals["s1"] + signals["s2"]
+        for condition, wave in signals.items():
+            path = audio_base / part / condition / f"{mid}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), wave.astype(np.float32), 16_000, subtype="FLOAT")
+    lists = root / "datasets" / "Libri2Mix" / "wav16k" / "min"
+    for part in LIBRI2MIX_PARTS:
+        ids = sorted(mid for p, mid, _ in plan if p == part)
+        folders = {part: ids}
+        if part == "dev":
+            folders["dev_1000"] = subsample_ids(ids, dev_subset)
+        for folder, chosen in folders.items():
+            for condition in ("s1", "s2", "mix_clean"):
+                out = lists / folder / condition
+                out.mkdir(parents=True, exist_ok=True)
+                wavs = [(audio_base / part / condition / f"{mid}.wav").resolve() for mid in chosen]
+                (out / "wav.scp").write_text("".join(f"{m} {w}\n" for m, w in zip(chosen, wavs, strict=True)))
+                same = "".join(f"{m} {m}\n" for m in chosen)
+                (out / "utt2spk").write_text(same)
+                (out / "spk2utt").write_text(same)
+    return root / "datasets" / "Libri2Mix"
+
+
 # -- Query by example: QUESST 2014 and SWS 2013 ----------------------------------------------------------
 
 QUESST_TERMS = ("weather", "music", "garden", "window", "coffee", "station")

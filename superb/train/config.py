@@ -184,6 +184,25 @@ class DecodeConfig:
 
 
 @dataclass
+class SeparationConfig:
+    """separation_stft: the STFT of the targets and the reconstruction, the loss and the scoring (s3prl's
+    ``datarc``/``modelrc`` of ``separation_stft/configs/cfg.yaml``)."""
+
+    n_fft: PositiveInt = 512
+    win_length: PositiveInt = 512
+    hop_length: PositiveInt | None = None  # None: the upstream's frame hop (s3prl); any other value is refused
+    center: bool = True
+    # librosa.stft's padding: "reflect" before librosa 0.10 (SUPERB-SG's numbers), "constant" (zeros) after
+    pad_mode: Annotated[str, OneOf(("reflect", "constant"))] = "reflect"
+    mask_type: Annotated[str, OneOf(("NPSM", "PSM", "AM"))] = "NPSM"  # the loss's target: s3prl's MSELoss
+    mask_activation: Annotated[str, OneOf(("relu", "sigmoid", "tanh"))] = "relu"
+    # how estimates are paired with references when scored: "sir" (mir_eval's bss_eval_sources, through
+    # asteroid's get_metrics as s3prl scores) or "si_sdr" (the pairing with the higher mean SI-SDR: faster)
+    permutation: Annotated[str, OneOf(("sir", "si_sdr"))] = "sir"
+    postprocess: bool = True  # s3prl's suppression of an impulse at the end of each estimate
+
+
+@dataclass
 class FeaturizerConfig:
     layer: NonNegativeInt | None = None  # None: softmax-weighted sum of every stored layer
     normalize: bool = False  # layer-norm each hidden state before weighting
@@ -198,6 +217,7 @@ class Config:
     featurizer: FeaturizerConfig = field(default_factory=FeaturizerConfig)
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    separation: SeparationConfig = field(default_factory=SeparationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

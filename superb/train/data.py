@@ -390,18 +390,24 @@ class Loader:
     torch copies) release the GIL, and a batch built in a thread needs no copy through shared memory —
     which on a 2-core machine cost more than the reading itself. ``threads=0`` builds batches inline.
     ``batch_sampler`` may be a ``TrainBatches`` (the trainer sets its position), a
-    ``BalancedEvalDraws`` (the trainer names the step it scores) or a list of batches.
+    ``BalancedEvalDraws`` (the trainer names the step it scores) or a list of batches. ``signals(positions)``
+    adds what a task reads besides the features (``task.batch_signals``: separation's waveforms).
     """
 
     def __init__(self, dataset: Dataset, batch_sampler: Sampler | list, threads: int, collate_fn=collate,
-                 prefetch: int = 4):
+                 prefetch: int = 4, signals: Callable[[list[int]], dict] | None = None):
         self.dataset, self.batch_sampler, self.collate_fn = dataset, batch_sampler, collate_fn
         self.threads, self.prefetch = threads, max(prefetch, threads)
+        self.signals = signals
 
     def _build(self, batch: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
         if self.collate_fn is collate and hasattr(self.dataset, "batch"):  # read in place (StoreItems)
-            return self.dataset.batch(batch)
-        return self.collate_fn([self.dataset[key] for key in batch])
+            out = self.dataset.batch(batch)
+        else:
+            out = self.collate_fn([self.dataset[key] for key in batch])
+        if self.signals is not None:  # what a task reads besides features (separation: the waveforms)
+            out.update(self.signals([k for k, _ in batch]))
+        return out
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if self.threads <= 0:
@@ -421,5 +427,6 @@ class Loader:
         return len(self.batch_sampler)
 
 
-def loader(dataset: Dataset, batch_sampler: Sampler | list, workers: int, collate_fn=collate) -> Loader:
-    return Loader(dataset, batch_sampler, workers, collate_fn)
+def loader(dataset: Dataset, batch_sampler: Sampler | list, workers: int, collate_fn=collate,
+           signals: Callable[[list[int]], dict] | None = None) -> Loader:
+    return Loader(dataset, batch_sampler, workers, collate_fn, signals=signals)

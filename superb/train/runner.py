@@ -9,6 +9,7 @@ expdir) or ``-e`` (a given checkpoint, with its saved args and config; ``-o`` st
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -224,10 +225,16 @@ def _loaders(built: Built, config: Config, seed: int, ctx: distributed.Context =
     plan = D.batch_plan(config.data.batching, train, batch_size or config.data.batch_size,
                         config.data.half_batch_samples, classes)
     sampler = D.TrainBatches(plan, seed, ctx.rank, ctx.world)
-    train_loader = D.loader(train, sampler, workers, built.collate)
-    evals = {role: D.loader(ds, eval_plan(role, ds, config, seed), workers, built.collate)
+    train_loader = D.loader(train, sampler, workers, built.collate, task_signals(built, "train"))
+    evals = {role: D.loader(ds, eval_plan(role, ds, config, seed), workers, built.collate, task_signals(built, role))
              for role, ds in built.datasets.items() if role != "train"}
     return train_loader, evals
+
+
+def task_signals(built: Built, role: str):
+    """The task's reader of what a batch needs besides features (``batch_signals``), for one role, or None."""
+    signals = getattr(built.task, "batch_signals", None)
+    return None if signals is None else functools.partial(signals, built.prepared, role)
 
 
 def eval_plan(role: str, dataset: Any, config: Config, seed: int) -> Any:
@@ -429,8 +436,10 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     return results
 
 
-def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[str, Any]:
-    """Score a checkpoint on ``split`` (a role: dev/test/train, or a store split name) with its saved run."""
+def evaluate(ckpt_path: Path, split: str, override: str | None = None, save_audio: Path | None = None
+             ) -> dict[str, Any]:
+    """Score a checkpoint on ``split`` (a role: dev/test/train, or a store split name) with its saved run;
+    ``save_audio``: a folder for the separated waveforms (tasks that make them)."""
     path = ckpt_path
     if ckpt_path.is_dir():
         found = [ckpt_path / n for n in BEST_CHECKPOINT.values() if (ckpt_path / n).is_file()]
@@ -446,10 +455,14 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None) -> dict[s
         check_identity(ckpt["store"], built.identity)
     if split not in built.datasets:
         raise ConfigError(f"-t {split!r}: this run has splits {', '.join(built.datasets)}")
+    if save_audio is not None:
+        if not hasattr(built.task, "batch_signals"):
+            raise ConfigError(f"--save-audio: task {built.task.name!r} makes no audio (separation_stft does)")
+        built.prepared.extras["save_audio"] = Path(save_audio)
     device = resolve_device(args.device)
     built.model.to(device)
     plan = eval_plan(split, built.datasets[split], config, args.seed)
-    evals = {split: D.loader(built.datasets[split], plan, 0, built.collate)}
+    evals = {split: D.loader(built.datasets[split], plan, 0, built.collate, task_signals(built, split))}
     trainer = Trainer(built.model, built.task, built.prepared, config, path.parent, None, evals, device, ckpt)
     trainer.load(ckpt, weights_only=True)
     metrics = trainer.evaluate(split, step=ckpt["progress"]["step"])

@@ -63,8 +63,8 @@ class DownstreamModel(nn.Module):
                 hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
             lengths = lengths.to(hidden.device)
         x = self.featurizer(hidden)
-        if getattr(self.head, "frame_targets", False):  # labels at their own frame rate (phone tasks): the head
-            return self.head(x, lengths, batch["target_lengths"].to(x.device))  # aligns to them, as s3prl does
+        if getattr(self.head, "reads_batch", False):  # heads that align to the batch's targets (phone labels at
+            return self.head(x, lengths, batch)  # their own rate, separation's STFT frames): (outputs, lengths)
         return self.head(x, lengths), lengths
 
 
@@ -211,6 +211,7 @@ class Trainer:
         if draw_for is not None:
             draw_for(self.progress.step if step is None else step)
         self.model.eval()
+        score_batch = getattr(self.task, "score_batch", None)
         positions, predictions, targets, losses, count = [], [], [], 0.0, 0
         for batch in self.eval_loaders[role]:
             batch = _to(batch, self.device)
@@ -220,7 +221,10 @@ class Trainer:
             if loss is not None:
                 losses += float(loss) * size
                 count += size
-            predictions.extend(self.task.predict(logits, lengths, self.prepared))
+            if score_batch is not None:  # scored against the batch's signals, so no waveform piles up (separation)
+                predictions.extend(score_batch(logits, lengths, batch, self.prepared, role))
+            else:
+                predictions.extend(self.task.predict(logits, lengths, self.prepared))
             targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
             positions.extend(batch["index"].tolist())
         self.model.train()

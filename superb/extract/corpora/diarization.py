@@ -85,7 +85,7 @@ def _holds_layout(folder: Path) -> bool:
 def read_data_dir(folder: Path, split: str, base: Path) -> list[Utterance]:
     """The recordings of one Kaldi data dir, sorted by id, each checked against its turns and duration."""
     scp, reco2dur = _required(folder / "wav.scp"), _required(folder / "reco2dur")
-    audio = _read_wav_scp(scp, base)
+    audio = read_wav_scp(scp, base)
     durations = _read_durations(reco2dur)
     for rec, (_, lineno) in durations.items():
         if rec not in audio:
@@ -156,7 +156,7 @@ def _check_new(first_line: dict[str, int], key: str, path: Path, lineno: int) ->
     first_line[key] = lineno
 
 
-def _read_wav_scp(scp: Path, base: Path) -> dict[str, tuple[Path, int]]:
+def read_wav_scp(scp: Path, base: Path) -> dict[str, tuple[Path, int]]:
     """``{recording: (audio path, line number)}``; the path is the rest of the line (it may hold spaces)."""
     audio: dict[str, tuple[Path, int]] = {}
     lines: dict[str, int] = {}

@@ -29,8 +29,9 @@ from superb.errors import ConfigError
 class UpstreamSpec:
     """What a store needs to know about an upstream before decoding any audio.
 
-    Frames follow the convolution rule ``floor((n - window) / hop) + 1`` (0 when ``n < window``):
-    window 400 / hop 320 for the wav2vec2 family, 400 / 160 for Kaldi features with snip_edges.
+    Frames follow the convolution rule ``floor((n + 2·pad - window) / hop) + 1`` (0 when there are too few
+    samples): window 400 / hop 320 for the wav2vec2 family, 400 / 160 for Kaldi features with snip_edges;
+    a centred STFT (``stft_mag``) pads ``n_fft // 2`` samples at each end, so it gives ``1 + n // hop``.
     """
 
     name: str
@@ -40,6 +41,7 @@ class UpstreamSpec:
     hop: int  # samples between frames
     sample_rate: int = 16_000
     pad_safe: bool = True  # zero-padding a batch leaves every utterance's features unchanged
+    pad: int = 0  # samples added at each end before framing (a centred STFT: n_fft // 2)
 
     @property
     def frame_rate(self) -> float:
@@ -48,9 +50,10 @@ class UpstreamSpec:
 
     def num_frames(self, num_samples: int) -> int:
         """Exact frame count for an utterance of ``num_samples`` samples at ``sample_rate``."""
-        if num_samples < self.window:
+        padded = num_samples + 2 * self.pad
+        if num_samples <= 0 or padded < self.window:
             return 0
-        return (num_samples - self.window) // self.hop + 1
+        return (padded - self.window) // self.hop + 1
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "frame_rate": self.frame_rate}
@@ -81,7 +84,7 @@ class Upstream(torch.nn.Module):
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states ``(batch, frames, layers, dim)`` and frame lengths ``(batch,)``."""
         frame_lengths = torch.tensor([self.spec.num_frames(int(n)) for n in lengths], dtype=torch.long)
-        if wavs.shape[1] < self.spec.window:  # nothing yields a frame: skip the model entirely
+        if self.spec.num_frames(wavs.shape[1]) == 0:  # nothing yields a frame: skip the model entirely
             empty = wavs.new_zeros(wavs.shape[0], 0, self.spec.num_layers, self.spec.dim)
             return empty, frame_lengths
         hidden = self.hidden_states(wavs, lengths)

@@ -78,7 +78,7 @@ class _NoCheckpoint(Upstream):
         return {"name": self.name, "ckpt": None, "ckpt_sha256": None, "config": asdict(self.options)}
 
     def hidden_states(self, wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        rows = [self.compute(wavs[i, : int(n)].float()) if n >= self.spec.window
+        rows = [self.compute(wavs[i, : int(n)].float()) if self.spec.num_frames(int(n))
                 else wavs.new_zeros(0, self.spec.dim) for i, n in enumerate(lengths)]
         frames = max(row.shape[0] for row in rows)
         out = wavs.new_zeros(len(rows), frames, 1, self.spec.dim)
@@ -136,24 +136,37 @@ class Mfcc(Fbank):
 
 @dataclass(frozen=True)
 class StftOptions:
+    """s3prl's ``upstream/log_stft/stft_mag.yaml``: 512-point Hann STFT every 320 samples (20 ms), centred."""
+
     n_fft: int = 512
-    hop_length: int = 128
+    hop_length: int = 320
+    win_length: int = 0  # 0: n_fft (s3prl's 512 with n_fft 512)
+    center: bool = True  # pad n_fft // 2 samples at each end (reflected), as torch.stft(center=True)
+    log: bool = False  # s3prl's log_stft_mag.yaml: log(max(|X|, 1e-8))
 
 
 class StftMagnitude(_NoCheckpoint):
-    """``|STFT|`` with a Hann window and no centring, so frames follow the convolution rule."""
+    """``|STFT|`` as s3prl's ``stft_mag`` upstream (``upstream/log_stft/expert.py``): ``torch.stft`` with a periodic
+    Hann window of ``win_length``, centred with reflect padding, not normalised; linear magnitude (``log``: its
+    log). Frames: ``1 + n // hop_length`` when centred. An utterance of at most ``n_fft // 2`` samples cannot be
+    reflected (s3prl crashes there): it is padded with zeros instead."""
 
     name = "stft_mag"
     Options = StftOptions
 
     def make_spec(self, options: StftOptions) -> UpstreamSpec:
-        if options.n_fft < 2 or options.hop_length < 1:
-            raise ConfigError(f"upstream 'stft_mag': n_fft {options.n_fft} / hop_length {options.hop_length}")
+        win = options.win_length or options.n_fft
+        if options.n_fft < 2 or options.hop_length < 1 or not 1 <= win <= options.n_fft:
+            raise ConfigError(f"upstream 'stft_mag': n_fft {options.n_fft}, hop_length {options.hop_length}, "
+                              f"win_length {options.win_length} (need n_fft >= 2, hop >= 1, 1 <= win <= n_fft)")
         return UpstreamSpec(self.name, num_layers=1, dim=options.n_fft // 2 + 1, window=options.n_fft,
-                            hop=options.hop_length)
+                            hop=options.hop_length, pad=options.n_fft // 2 if options.center else 0)
 
     def compute(self, wave: torch.Tensor) -> torch.Tensor:
-        window = torch.hann_window(self.options.n_fft, dtype=wave.dtype, device=wave.device)
-        spec = torch.stft(wave, self.options.n_fft, self.options.hop_length, window=window, center=False,
-                          return_complex=True)
-        return spec.abs().T
+        o = self.options
+        win = o.win_length or o.n_fft
+        window = torch.hann_window(win, dtype=wave.dtype, device=wave.device)
+        mode = "reflect" if wave.shape[0] > o.n_fft // 2 else "constant"
+        spec = torch.stft(wave, o.n_fft, o.hop_length, win, window=window, center=o.center, pad_mode=mode,
+                          normalized=False, return_complex=True).abs().T
+        return torch.log(spec.clamp(min=1e-8)) if o.log else spec

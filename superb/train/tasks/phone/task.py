@@ -63,16 +63,17 @@ def concat_frames(x: torch.Tensor, n: int) -> torch.Tensor:
 
 class PhoneFrameHead(nn.Module):
     """Features matched to the batch's label frames, then the variant's network; gives ``(logits at the label
-    rate, label lengths)``. ``frame_targets`` tells ``DownstreamModel`` to pass the label lengths."""
+    rate, label lengths)``. ``reads_batch`` tells ``DownstreamModel`` to pass the batch (its label lengths)."""
 
-    frame_targets = True
+    reads_batch = True
 
     def __init__(self, network: nn.Module, concat: int | None = None):
         super().__init__()
         self.network = network
         self.concat = concat
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, label_lengths: torch.Tensor):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, batch: dict):
+        label_lengths = batch["target_lengths"].to(x.device)
         x = x[:, : max(int(lengths.max()), 1)]  # padded to the batch's longest, as s3prl's pad_sequence
         x = match_length(x, max(int(label_lengths.max()), 1))
         if self.concat:

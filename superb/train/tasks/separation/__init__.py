@@ -1,0 +1,1 @@
+"""Source separation (s3prl's ``separation_stft``)."""
