@@ -5,10 +5,14 @@ runner does; the store path reads the same model's stored hidden states. Both tr
 the weighted sum of 13 × 768 hidden states, no gradient accumulation: ``--task ks`` (Linear → mean-pool
 → Linear, batch 32 × 1 s, Speech Commands), ``--task pr`` (linear CTC head, batch 16 LibriSpeech-like
 utterances of 2–6 s), ``--task asv`` (x-vector + AM-softmax, batch 10, VoxCeleb1 verification store,
-silence-trimmed) or ``--task sd`` (LSTM + PIT, batch 8 two-speaker recordings of 8 s). Also ``--preload``
-(the split held in RAM). Goal: store ≥ 30× on the fly (CPU).
+silence-trimmed), ``--task sd`` (LSTM + PIT, batch 8 two-speaker recordings of 8 s), ``--task phone_linear``
+(linear frame classifier, batch 32 bucketed as s3prl, CPC-style labels) or ``--task separation_stft`` (s3prl's
+3 × BLSTM 896 mask head and uPIT loss, batch 8 two-speaker mixtures, the sources read from disk each step on
+both paths). Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU); a heavy head
+(sd, separation_stft) bounds the ratio, as it costs the same on both paths.
 
-    python benchmarks/fit.py [--task ks|pr|asv|sd] [--size base] [--steps 40] [--otf-steps 6] [--device cpu]
+    python benchmarks/fit.py [--task ks|pr|asv|sd|phone_linear|separation_stft] [--size base] [--steps 40]
+                             [--otf-steps 6] [--device cpu]
 """
 
 from __future__ import annotations
@@ -23,16 +27,33 @@ from pathlib import Path
 import torch
 
 from superb.extract.extraction import ExtractRequest, extract
-from superb.testing.corpora import make_diarization, make_librispeech, make_speech_commands, make_voxceleb1
+from superb.testing.corpora import (
+    make_diarization,
+    make_libri2mix,
+    make_librispeech,
+    make_librispeech_phones,
+    make_speech_commands,
+    make_voxceleb1,
+)
 from superb.train.runner import FitArgs, fit
 
-# task → (corpus name, builder returning the corpus root, batch size, corpus options, task overrides)
+def _phones(root: Path) -> tuple[Path, dict]:
+    corpus, labels = make_librispeech_phones(root / "LibriSpeech", root / "labels", speakers=4, utts_per_speaker=10)
+    return corpus, {"labels": str(labels)}
+
+
+# task → (corpus name, builder returning the corpus root and extra fit args, batch size, corpus options,
+# task overrides)
 CORPORA = {
-    "ks": ("speech_commands", lambda root: make_speech_commands(root, per_word=16, speakers=5)[0], 32, {}, ""),
-    "pr": ("librispeech", lambda root: make_librispeech(root, speakers=4, utts_per_speaker=8), 16, {}, ""),
-    "asv": ("voxceleb1", lambda root: make_voxceleb1(root, speakers=8, videos=2, utts_per_video=4, test_speakers=2),
+    "ks": ("speech_commands", lambda root: (make_speech_commands(root, per_word=16, speakers=5)[0], {}), 32, {}, ""),
+    "pr": ("librispeech", lambda root: (make_librispeech(root, speakers=4, utts_per_speaker=8), {}), 16, {}, ""),
+    "asv": ("voxceleb1", lambda root: (make_voxceleb1(root, speakers=8, videos=2, utts_per_video=4,
+                                                      test_speakers=2), {}),
             10, {"verification": True, "min_seconds": 1.0}, ",,config.data.dev_speakers=2"),
-    "sd": ("diarization", lambda root: make_diarization(root, recordings_per_split=8, seconds=8.0), 8, {}, ""),
+    "sd": ("diarization", lambda root: (make_diarization(root, recordings_per_split=8, seconds=8.0), {}), 8, {}, ""),
+    "phone_linear": ("librispeech", _phones, 32, {}, ""),
+    "separation_stft": ("separation", lambda root: (make_libri2mix(root, {"train-100": 16, "dev": 2, "test": 2},
+                                                                  dev_subset=2), {}), 8, {}, ""),
 }
 
 
@@ -55,7 +76,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="superb-fit-bench-"))
     try:
         corpus, build, batch, corpus_options, task_override = CORPORA[args.task]
-        train_root = build(work / "corpus")
+        train_root, fit_extra = build(work / "corpus")
         extract(ExtractRequest(upstream="wavlm", corpus=corpus, root=train_root, out=work / "stores",
                                corpus_options=corpus_options, random_init=args.size, device=args.device,
                                progress=False))
@@ -66,7 +87,7 @@ def main() -> None:
                         f"config.data.batch_size={batch},,config.data.num_workers={args.workers},,"
                         "config.runner.gradient_accumulate_steps=1" + task_override)
             fit_args = FitArgs(task=args.task, expdir=str(work / "runs" / name), override=override, seed=0,
-                               device=args.device, **kw)
+                               device=args.device, **fit_extra, **kw)
             return timed_fit(fit_args, steps, warmup)
 
         store = run("store", args.steps, 5, features=str(work / "stores"))

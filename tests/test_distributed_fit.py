@@ -6,32 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from superb.errors import ConfigError
-from superb.testing.cli import read_results, run_superb_here
+from superb.testing.cli import finished, read_results, run_superb_here, torchrun
 from superb.train.runner import split_batch
 
 STEPS = ("config.runner.log_step=10,,config.runner.eval_step=50,,config.runner.save_step=50,,"
          "config.optimizer.lr=1e-3,,config.data.batch_size=8,,config.runner.gradient_accumulate_steps=2")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def torchrun(*args: str, processes: int = 2, **popen) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-               "-m", "superb", *args]
-    return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def finished(process: subprocess.Popen) -> tuple[int, str]:
-    _, err = process.communicate(timeout=300)
-    return process.returncode, err
-
 
 def children(pid: int) -> list[int]:
     """The worker processes torchrun started (each in its own session, so killing its group misses them)."""

@@ -13,6 +13,20 @@ from pathlib import Path
 from typing import Any
 
 
+def torchrun(*args: str, processes: int = 2, **popen: Any) -> subprocess.Popen:
+    """``torchrun --standalone --nproc_per_node N -m superb ARGS`` (one torch thread per process), started."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+               "-m", "superb", *args]
+    return subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finished(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    """A started command's exit status and stderr, once it ends."""
+    _, err = process.communicate(timeout=timeout)
+    return process.returncode, err
+
+
 def run_superb(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m superb ARGS`` with this interpreter; ``env`` adds to the current environment."""
     return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True,

@@ -4,7 +4,8 @@ Per mixture, with the two estimates paired to the two references first:
 - pairing (``separation.permutation``): ``sir``, s3prl's, takes mir_eval's ``bss_eval_sources`` permutation
   (the one with the highest mean SIR, from 512-tap distortion filters: about 0.5 s per 8 s mixture);
   ``si_sdr`` takes the pairing with the higher mean SI-SDR (nearly free; the two differ only on mixtures
-  separated badly enough that SIR and SI-SDR disagree);
+  separated badly enough that SIR and SI-SDR disagree); a mixture with an all-zero estimate or reference, which
+  mir_eval refuses (s3prl crashes), is paired by SI-SDR and marked ``silent``;
 - ``si_sdr``: SI-SDR **without mean removal** (pb_bss's ``si_sdr``), torchmetrics' with ``zero_mean=False``, in
   float64, the mean over the two sources; ``input_si_sdr`` the same with the mixture as both estimates;
   s3prl's ``si_sdr`` record is their difference (SI-SDRi);
@@ -59,11 +60,14 @@ def score_mixture(mixture: np.ndarray, references: np.ndarray, estimates: np.nda
     PESQ. ``permutation`` lists which estimate went with each reference."""
     references = np.asarray(references, np.float64)
     estimates = np.asarray(estimates, np.float64)
+    silent = not (references.any(axis=1).all() and estimates.any(axis=1).all())
+    if silent and permutation == "sir":  # mir_eval refuses an all-zero signal (s3prl's scorer crashes there)
+        permutation = "si_sdr"
     perm = PERMUTATIONS[permutation](references, estimates)
     paired = estimates[list(perm)]
     out: dict[str, Any] = {"si_sdr": float(si_sdr(references, paired).mean()),
                            "input_si_sdr": float(si_sdr(references, mixture[None]).mean()),
-                           "permutation": list(perm)}
+                           "permutation": list(perm), **({"silent": True} if silent else {})}
     if perceptual:
         from pesq import PesqError, pesq
         from pystoi import stoi
@@ -71,7 +75,7 @@ def score_mixture(mixture: np.ndarray, references: np.ndarray, estimates: np.nda
         out["stoi"] = float(np.mean([stoi(r, e, SAMPLE_RATE, extended=False) for r, e in zip(references, paired)]))
         try:
             out["pesq"] = float(np.mean([pesq(SAMPLE_RATE, r, e, "wb") for r, e in zip(references, paired)]))
-        except PesqError:
+        except (PesqError, ValueError):  # pesq 0.0.4 raises ValueError (not PesqError) on an all-zero estimate
             out["pesq"] = None
     return out
 
@@ -90,4 +94,7 @@ def summarize(scores: list[dict[str, Any]]) -> dict[str, Any]:
         pesq = [s["pesq"] for s in scores if s["pesq"] is not None]
         out["pesq"] = float(np.mean(pesq)) if pesq else float("nan")
         out["pesq_failed"] = len(scores) - len(pesq)
+    silent = sum(1 for s in scores if s.get("silent"))
+    if silent:
+        out["silent_mixtures"] = silent
     return out
