@@ -209,3 +209,23 @@ def test_bad_label_folders_fail_in_one_line(phone_data, tmp_path):
 def test_superb_tasks_lists_the_three_variants():
     listed = {line.split()[0] for line in superb("tasks").stdout.splitlines() if line.strip()}
     assert set(VARIANTS) <= listed
+
+
+def test_a_resumed_run_ends_as_the_uninterrupted_one(phone_data, tmp_path):
+    """``-e states-10.ckpt`` re-runs steps 11-20 from where the label-matched stream stood: same log, same results."""
+    _, labels, stores = phone_data
+    expdir = tmp_path / "run"
+    result = superb("fit", "-d", "phone_1hidden", "--features", str(stores), "--labels", str(labels), "-p", str(expdir),
+                    "-o", "config.runner.total_steps=20,,config.runner.log_step=5,,config.runner.eval_step=10,,"
+                    "config.runner.save_step=10,,config.runner.max_keep=2,,config.optimizer.lr=1e-2,,"
+                    "config.model.hidden_dropout=0.3")
+    assert result.returncode == 0, result.stderr
+
+    def figures() -> list[float]:
+        log = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
+        return [x for r in log for x in (r["step"], r["loss"] if r["split"] == "train" else r["acc"])]
+
+    whole, first = figures(), read_results(expdir)
+    again = superb("fit", "-d", "phone_1hidden", "-e", str(expdir / "states-10.ckpt"))
+    assert again.returncode == 0, again.stderr
+    assert figures() == pytest.approx(whole, rel=1e-6) and read_results(expdir)["test"] == first["test"]
