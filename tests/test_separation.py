@@ -19,7 +19,8 @@ import torch
 from superb.extract.extraction import ExtractRequest, extract
 from superb.registry import UPSTREAMS
 from superb.testing.cli import finished, one_error_line, read_results, run_superb_here, torchrun
-from superb.testing.corpora import make_libri2mix, subsample_ids
+from superb.extract.corpora.separation import Separation, subsample_ids
+from superb.testing.corpora import make_libri2mix
 from superb.train.config import SeparationConfig
 from superb.train.report import build_table, collect
 from superb.train.tasks.separation import scoring
@@ -235,6 +236,19 @@ def test_on_the_fly_path_trains_the_same_as_the_store(libri2mix, tmp_path):
     assert read_results(tmp_path / "otf")["source"] == "on-the-fly"
 
 
+def test_librimix_own_folders_read_as_data_prepare_lists_them(libri2mix):
+    """LibriMix's output itself (wavs, no lists): the same mixtures and sources, dev_1000 drawn as subsample.py."""
+    lists, _ = libri2mix
+    raw = Separation(lists.parent.parent / "Libri2Mix")
+    listed = Separation(lists)
+    assert raw.default_splits() == listed.default_splits() == ["train-100", "dev_1000", "test"]
+    for split in ("train-100", "dev", "test"):
+        assert [u.to_record() for u in raw.utterances([split])] == [u.to_record() for u in listed.utterances([split])]
+    dev = [u.id for u in listed.utterances(["dev"])]  # 4, so subsample.py's 1,000 keep them all
+    assert [u.id for u in raw.utterances(["dev_1000"])] == dev
+    assert {u.split for u in raw.utterances(["dev_1000"])} == {"dev_1000"}
+
+
 def _copy_lists(root: Path, tmp: Path) -> Path:
     """A copy of the Kaldi-style lists (the audio stays where they point)."""
     return Path(shutil.copytree(root, tmp / "lists"))
@@ -255,7 +269,7 @@ def test_bad_corpora_and_settings_fail_in_one_line(libri2mix, tmp_path):
 
     scp.write_text("\n".join(lines[:-1]) + "\n")  # the last mixture has no s2
     line = extract_error(lists)
-    assert "has no line in" in line and str(scp) in line
+    assert "has no s2 in" in line and str(scp.parent) in line
 
     short = tmp_path / "short.wav"
     first_s1 = Path(lines[0].split()[1].replace("/s2/", "/s1/"))

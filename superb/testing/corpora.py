@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from superb.extract.corpora.separation import subsample_ids
 from superb.testing.speech import require_tools, synthesize, synthesize_phones, write_noise
 
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -842,16 +843,6 @@ _MIX_SENTENCES = ("the boat sailed across the lake", "please call me after lunch
 def _libri2mix_id(part: int, k: int, speaker: int) -> str:
     """A LibriSpeech-style ``SPK-CHAP-UTT`` id of mixture ``k``'s ``speaker`` (0 or 1) in part ``part``."""
     return f"{100 + 37 * (2 * (part * 100 + k) + speaker)}-{2000 + k}-{speaker:04d}"
-
-
-def subsample_ids(ids: Sequence[str], count: int, seed: int = 7) -> list[str]:
-    """s3prl's ``subsample.py``: ids sorted, Python-shuffled with ``seed``, the first ``count`` kept, sorted."""
-    import random
-
-    chosen = sorted(ids)
-    random.seed(seed)
-    random.shuffle(chosen)
-    return sorted(chosen[:count])
 
 
 def make_libri2mix(root: str | Path, mixtures: dict[str, int] | None = None, dev_subset: int = 3,
