@@ -124,6 +124,10 @@ CORPORA.add("diarization", "superb.extract.corpora.diarization:Diarization",
             "Libri2Mix-style Kaldi data dirs {train,dev,test}/ with wav.scp, segments, utt2spk, rttm, reco2dur")
 CORPORA.add("separation", "superb.extract.corpora.separation:Separation",
             "Libri2Mix 16 kHz min as s3prl's data_prepare.py writes it: wav16k/min/SPLIT/{mix_clean,s1,s2}/wav.scp")
+CORPORA.add("audio_snips", "superb.extract.corpora.audio_snips:AudioSnips",
+            "Audio SNIPS for intents (s3prl's audio_slu): audio_SPEAKER/snips/U_ID.mp3, data/nlu_annotation/SPLIT")
+CORPORA.add("atis", "superb.extract.corpora.atis:Atis",
+            "spoken ATIS (s3prl's atis folder): {train,dev,test}/ID.wav with nlu_iob/iob.SPLIT")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
 
@@ -154,6 +158,9 @@ TASKS.add("phone_1hidden", "superb.train.tasks.phone.task:PHONE_1HIDDEN",
 TASKS.add("separation_stft", "superb.train.tasks.separation.task:TASK",
           "source separation, Libri2Mix (s3prl's folders), BLSTM mask on the STFT, SI-SDRi / STOI / PESQ",
           aliases=("separation",))
+TASKS.add("audio_snips", "superb.train.tasks.intent:AUDIO_SNIPS",
+          "intent classification, Audio SNIPS (Polly voices per split), transformer + SAP, accuracy")
+TASKS.add("atis", "superb.train.tasks.intent:ATIS", "intent classification, spoken ATIS, transformer + SAP, accuracy")
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

@@ -696,6 +696,94 @@ def make_snips(root: str | Path, per_speaker: int = 3, speakers_per_split: int =
     return root
 
 
+# -- Intent classification: Audio SNIPS (s3prl's audio_slu) and spoken ATIS -------------------------------
+
+#: intent → sentence templates (a city or an object filled in), so the intent lies in the words
+INTENT_TEMPLATES = {
+    "GetWeather": ("what is the weather in {}", "will it rain in {} tomorrow"),
+    "PlayMusic": ("play some music by {}", "put on a song from {}"),
+    "BookRestaurant": ("book a table for two in {}", "reserve a restaurant near {}"),
+}
+_INTENT_FILLERS = ("paris", "boston", "london", "denver", "madrid", "tokyo", "chicago", "berlin")
+AUDIO_SNIPS_VOICES = {"Aditi": 0, "Amy": 1, "Brian": 2}  # Polly name → the espeak-ng voice standing in for it
+
+
+def intent_rows(split: str, count: int) -> list[tuple[str, str, str]]:
+    """``(u_id, words, intent)`` rows of a split: intents in turn, templates and fillers varying."""
+    intents = list(INTENT_TEMPLATES)
+    rows = []
+    for n in range(count):
+        intent = intents[n % len(intents)]
+        templates = INTENT_TEMPLATES[intent]
+        text = templates[(n // len(intents)) % len(templates)].format(_INTENT_FILLERS[(3 * n + len(split)) % 8])
+        rows.append((f"snips-{split}-{n}", text, intent))
+    return rows
+
+
+def make_audio_snips(root: str | Path, counts: dict[str, int] | None = None,
+                     speakers: Sequence[str] = ("Aditi", "Amy")) -> Path:
+    """s3prl's ``audio_slu`` layout under ``root``: ``audio_SPEAKER/snips/U_ID.mp3`` (22.05 kHz mp3, written by
+    libsndfile) for every annotated utterance and voice, and ``data/nlu_annotation/{train,valid,test}`` (TSV with
+    the external repo's header ``u_id, utterance, slot-labels, intent``; slot labels all ``O``). Returns root."""
+    root = Path(root)
+    counts = counts or {"train": 30, "valid": 6, "test": 6}
+    rows = {split: intent_rows(split, n) for split, n in counts.items()}
+    folder = root / "data" / "nlu_annotation"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, listed in rows.items():
+        lines = ["u_id\tutterance\tslot-labels\tintent"]
+        lines += [f"{u_id}\t{text}\t{' '.join('O' for _ in text.split())}\t{intent}" for u_id, text, intent in listed]
+        (folder / split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="superb-audio-snips-") as tmp:
+        jobs, targets = [], []
+        for speaker in speakers:
+            for listed in rows.values():
+                for u_id, text, _ in listed:
+                    wav = Path(tmp) / f"{speaker}-{u_id}.wav"
+                    jobs.append(_speak(text, wav, voice(AUDIO_SNIPS_VOICES.get(speaker, 3)), rate=22_050))
+                    targets.append((wav, root / f"audio_{speaker}" / "snips" / f"{u_id}.mp3"))
+        _run_all(jobs)
+        for wav, mp3 in targets:
+            data, rate = soundfile.read(str(wav), dtype="float32")
+            mp3.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(mp3), data, rate, format="MP3")
+    return root
+
+
+ATIS_INTENTS = {"GetWeather": "atis_ground_service", "PlayMusic": "atis_flight",
+                "BookRestaurant": "atis_flight#atis_airfare"}
+
+
+def make_atis(root: str | Path, counts: dict[str, int] | None = None) -> Path:
+    """s3prl's ``atis`` layout under ``root``: ``{train,dev,test}/ID.wav`` (16 kHz; six voices, so a tiny model
+    learns from 48 utterances; the real splits are speaker-disjoint)
+    and ``nlu_iob/iob.{train,dev,test}`` (``ID BOS WORDS EOS<TAB>O TAGS… INTENT``, no header). Intents include a
+    combined one (``atis_flight#atis_airfare``); the test list ends with a test-only intent (``atis_airline``),
+    a row whose wav is missing, and a repeated id (s3prl drops the last two). Returns root."""
+    root = Path(root)
+    counts = counts or {"train": 48, "dev": 9, "test": 12}
+    voices = {"train": range(4, 10), "dev": range(4, 10), "test": range(4, 10)}
+    jobs, lines = [], {}
+    for split, count in counts.items():
+        listed = [(f"atis_{split}_{n:04d}", text, ATIS_INTENTS[intent]) for n, (_, text, intent)
+                  in enumerate(intent_rows(split, count))]
+        if split == "test":
+            listed.append((f"atis_{split}_{count:04d}", "which airlines fly from boston", "atis_airline"))
+        for n, (uid, text, _) in enumerate(listed):
+            chosen = voices[split]
+            jobs.append(_speak(text, root / split / f"{uid}.wav", voice(chosen[n % len(chosen)])))
+        rows = [f"{uid} BOS {text} EOS\tO {' '.join('O' for _ in text.split())} {intent}" for uid, text, intent in listed]
+        if split == "test":
+            rows += ["atis_test_9999 BOS no audio EOS\tO O O atis_flight", rows[0]]
+        lines[split] = rows
+    _run_all(jobs)
+    (root / "nlu_iob").mkdir(parents=True, exist_ok=True)
+    for split, rows in lines.items():
+        (root / "nlu_iob" / f"iob.{split}").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (root / "all.trans.txt").write_text("")  # present in s3prl's copy, not read
+    return root
+
+
 # -- Speaker diarization (Libri2Mix-style Kaldi data dirs) -------------------------------------------------
 
 DIARIZATION_SPLITS = ("train", "dev", "test")

@@ -136,6 +136,12 @@ class DataConfig:
     chunk_frames: PositiveInt = 2000  # sd: training chunk length in frames (s3prl's chunk_size)
     labels: str | None = None  # phone tasks: the CPC phone label folder (--labels)
     split_seed: int = 1337  # phone tasks: s3prl's train_dev_seed, Python's random.shuffle of train_split.txt
+    # audio_snips: the voices of train and dev (valid annotations), and of test (s3prl's defaults)
+    train_speakers: list[str] = field(default_factory=lambda: ["Aditi", "Amy"])
+    test_speakers: list[str] = field(default_factory=lambda: ["Aditi"])
+    # atis: "train" (classes from train; a dev/test intent never trained on counts as wrong) or "s3prl"
+    # (train, then dev, then test intents get outputs, as s3prl builds them)
+    intent_classes: Annotated[str, OneOf(("train", "s3prl"))] = "train"
 
 
 @dataclass
@@ -153,6 +159,12 @@ class ModelConfig:
     concat_n_frames: Annotated[int, Range(3)] = 9  # phone_linear_concat: frames concatenated (odd)
     hidden_size: PositiveInt = 768  # phone_1hidden: units of the hidden layer
     hidden_dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0  # phone_1hidden: before the ReLU
+    # audio_snips, atis: s3prl's connector width and 2-layer post-LN transformer (superb.train.tasks.sap)
+    encoder_dim: PositiveInt = 512
+    encoder_layers: NonNegativeInt = 2
+    encoder_heads: PositiveInt = 8
+    encoder_ffn: PositiveInt = 2048
+    encoder_dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
 
 
 @dataclass

@@ -26,6 +26,7 @@ from superb.train.data import Item
 from superb.train.masks import valid_frames
 
 Roles = dict[str, list[tuple[str, int]]]  # role (train/dev/test) → (store split, index) pairs
+UNSEEN = -1  # the target of a dev/test label outside the classes (tasks with unseen="wrong")
 
 
 @dataclass
@@ -69,6 +70,11 @@ class UtteranceTask:
     higher_is_better: bool = True
     labels: Callable[[FeatureStore, Roles, Config, int], dict[tuple[str, int], tuple[str, ...]]] | None = None
     s3prl_balanced_dev: bool = False  # s3prl scores dev on class-balanced draws (KS: data.dev_sampling)
+    head: Callable[[int, ModelConfig, list[int]], nn.Module] | None = None  # None: s3prl's UtteranceLevel
+    # the roles whose labels make the classes, in order (ATIS under s3prl's rule: train, dev, test)
+    class_roles: Callable[[Config], tuple[str, ...]] = lambda config: ("train",)
+    # a dev/test label outside the classes: "error", or "wrong" (scored as a miss, left out of the loss)
+    unseen: str = "error"
 
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
         check_corpus(store, self.name, self.corpus)
@@ -80,33 +86,49 @@ class UtteranceTask:
             for split in {s for pairs in roles.values() for s, _ in pairs}:
                 for i, record in enumerate(store.split(split).records):
                     labels[(split, i)] = tuple(str(record["meta"].get(h, "")) for h in self.heads)
-        train = [labels[pair] for pair in roles["train"]]
-        if not train:
+        if not roles["train"]:
             raise ConfigError(f"task {self.name!r}: the train split has no utterances in {store.path}")
-        classes = self.classes([[lab[h] for lab in train] for h in range(len(self.heads))], config)
+        seen = [labels[pair] for role in self.class_roles(config) for pair in roles.get(role, [])]
+        classes = self.classes([[lab[h] for lab in seen] for h in range(len(self.heads))], config)
         index = [{c: k for k, c in enumerate(names)} for names in classes]
         items: dict[str, list[Item]] = {}
+        unseen: dict[str, int] = {}
         for role, pairs in roles.items():
             out = []
             for split, i in pairs:
                 target = []
                 for h, value in enumerate(labels[(split, i)]):
                     if value not in index[h]:
-                        uid = store.split(split).ids[i]
-                        raise ConfigError(f"{store.path}: {split}/{uid} has {self.heads[h]} {value!r}, which "
-                                          f"the train split never has (classes: {', '.join(classes[h])})")
-                    target.append(index[h][value])
+                        if self.unseen != "wrong" or role == "train":
+                            uid = store.split(split).ids[i]
+                            raise ConfigError(f"{store.path}: {split}/{uid} has {self.heads[h]} {value!r}, which "
+                                              f"the train split never has (classes: {', '.join(classes[h])})")
+                        unseen[role] = unseen.get(role, 0) + 1
+                    target.append(index[h].get(value, UNSEEN))
                 out.append(Item(split, i, tuple(target)))
             items[role] = out
         ids = {role: [str(store.split(s).ids[i]) for s, i in pairs] for role, pairs in roles.items()}
-        return Prepared(items=items, classes=classes, heads=self.heads, ids=ids)
+        notes = {"classes_from": list(self.class_roles(config)), "unseen_labels": unseen} if self.unseen == "wrong" else {}
+        return Prepared(items=items, classes=classes, heads=self.heads, ids=ids, notes=notes)
 
-    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> UtteranceHead:
-        return UtteranceHead(dim, model.projector_dim, [len(c) for c in prepared.classes], model.pooling)
+    def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> nn.Module:
+        sizes = [len(c) for c in prepared.classes]
+        if self.head is not None:
+            return self.head(dim, model, sizes)
+        return UtteranceHead(dim, model.projector_dim, sizes, model.pooling)
 
     def loss(self, logits: list[torch.Tensor], lengths: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Cross-entropy per head, summed (``batch['targets']`` is ``(B, heads)``)."""
-        return sum(F.cross_entropy(out, batch["targets"][:, h]) for h, out in enumerate(logits))
+        """Cross-entropy per head, summed (``batch['targets']`` is ``(B, heads)``); a label outside the classes
+        (``UNSEEN``, scored as a miss) is left out."""
+        total = logits[0].new_zeros(())
+        for h, out in enumerate(logits):
+            target = batch["targets"][:, h]
+            known = target != UNSEEN
+            if bool(known.all()):
+                total = total + F.cross_entropy(out, target)
+            elif bool(known.any()):
+                total = total + F.cross_entropy(out[known], target[known])
+        return total
 
     def predict(self, logits: list[torch.Tensor], lengths: torch.Tensor, prepared: Prepared) -> list[tuple[int, ...]]:
         return [tuple(row) for row in torch.stack([out.argmax(-1) for out in logits], dim=1).tolist()]
@@ -124,7 +146,8 @@ class UtteranceTask:
                 out[f"acc_{head}"] = float(right[:, h].mean())
             size = len(prepared.classes[h])
             matrix = np.zeros((size, size), dtype=np.int64)
-            np.add.at(matrix, (targets[:, h], predictions[:, h]), 1)
+            known = targets[:, h] != UNSEEN  # a label outside the classes has no row
+            np.add.at(matrix, (targets[known, h], predictions[known, h]), 1)
             confusion[head] = {"labels": prepared.classes[h], "matrix": matrix.tolist()}
         out["confusion"] = confusion
         return out
