@@ -128,6 +128,8 @@ CORPORA.add("audio_snips", "superb.extract.corpora.audio_snips:AudioSnips",
             "Audio SNIPS for intents (s3prl's audio_slu): audio_SPEAKER/snips/U_ID.mp3, data/nlu_annotation/SPLIT")
 CORPORA.add("atis", "superb.extract.corpora.atis:Atis",
             "spoken ATIS (s3prl's atis folder): {train,dev,test}/ID.wav with nlu_iob/iob.SPLIT")
+CORPORA.add("mosei", "superb.extract.corpora.mosei:Mosei",
+            "CMU-MOSEI: Full/WAV_16000/VIDEO.wav cut by s3prl's CMU_MOSEI_Labels.csv segments (as its pydub script)")
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
 
@@ -161,6 +163,8 @@ TASKS.add("separation_stft", "superb.train.tasks.separation.task:TASK",
 TASKS.add("audio_snips", "superb.train.tasks.intent:AUDIO_SNIPS",
           "intent classification, Audio SNIPS (Polly voices per split), transformer + SAP, accuracy")
 TASKS.add("atis", "superb.train.tasks.intent:ATIS", "intent classification, spoken ATIS, transformer + SAP, accuracy")
+TASKS.add("mosei", "superb.train.tasks.mosei:TASK",
+          "sentiment / emotion, CMU-MOSEI (2/3/6/7 classes: data.num_class), mean-pool + linear, accuracy, macro F1")
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

@@ -772,7 +772,8 @@ def make_atis(root: str | Path, counts: dict[str, int] | None = None) -> Path:
         for n, (uid, text, _) in enumerate(listed):
             chosen = voices[split]
             jobs.append(_speak(text, root / split / f"{uid}.wav", voice(chosen[n % len(chosen)])))
-        rows = [f"{uid} BOS {text} EOS\tO {' '.join('O' for _ in text.split())} {intent}" for uid, text, intent in listed]
+        rows = [f"{uid} BOS {text} EOS\tO {' '.join('O' for _ in text.split())} {intent}"
+                for uid, text, intent in listed]
         if split == "test":
             rows += ["atis_test_9999 BOS no audio EOS\tO O O atis_flight", rows[0]]
         lines[split] = rows
@@ -781,6 +782,69 @@ def make_atis(root: str | Path, counts: dict[str, int] | None = None) -> Path:
     for split, rows in lines.items():
         (root / "nlu_iob" / f"iob.{split}").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (root / "all.trans.txt").write_text("")  # present in s3prl's copy, not read
+    return root
+
+
+# -- CMU-MOSEI (full recordings and s3prl's label CSV) ----------------------------------------------------
+
+_MOSEI_SENTENCES = {1: ("i really love this wonderful movie", "what a great and happy day", "this is excellent"),
+                    -1: ("i hate this terrible film", "what an awful and sad day", "this is horrible")}
+_MOSEI_SCORES = {1: (0.33, 1.5, 2.7), -1: (-0.33, -1.2, -2.5)}
+
+
+def mosei_label7(score: float) -> int:
+    """s3prl's 7-class rule (``convert_label.py``): sign(a)·ceil(abs(a)), exactly 0 stays 0."""
+    for bound, label in ((-2, -3), (-1, -2), (0, -1)):
+        if score < bound:
+            return label
+    if score == 0:
+        return 0
+    return 1 if score <= 1 else 2 if score <= 2 else 3
+
+
+def make_mosei(root: str | Path, videos: dict[int, int] | None = None, per_video: int = 4) -> Path:
+    """CMU-MOSEI's audio layout under ``root``: ``Audio/Full/WAV_16000/VIDEO.wav`` (one voice per video, its
+    segments a second apart), and s3prl's ``CMU_MOSEI_Labels.csv`` at the root (latin-1, its columns, a
+    YouTube-style id with a leading dash). Segment k alternates positive and negative sentences with scores
+    whose labels follow s3prl's rules (``label2a``, ``label2b``, ``label7``; ``label6`` the strongest emotion:
+    0 happy for positive, 1 sad for negative). ``videos`` maps s3prl's split code (0 train, 1 dev, 2 test, 3 none)
+    to a number of videos; the first segment of the first video starts before 0 s (s3prl clips it). Returns root."""
+    root = Path(root)
+    videos = videos or {0: 12, 1: 3, 2: 5, 3: 1}
+    plan = []  # (video id, split code, [(sentence, score)])
+    for code, count in videos.items():
+        for v in range(count):
+            vid = f"-{code}v{v:02d}_x{hashlib.md5(f'{code}{v}'.encode()).hexdigest()[:6]}"
+            segments = []
+            for k in range(per_video):
+                sign = 1 if (k + v) % 2 == 0 else -1
+                n = (k + v + code) % 3
+                segments.append((_MOSEI_SENTENCES[sign][n], _MOSEI_SCORES[sign][n]))
+            plan.append((vid, code, segments))
+    audio = root / "Audio" / "Full" / "WAV_16000"
+    audio.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="superb-mosei-") as tmp:
+        pieces = {(vid, k): Path(tmp) / f"{vid}_{k}.wav" for vid, _, segs in plan for k in range(len(segs))}
+        _run_all([_speak(segs[k][0], pieces[(vid, k)], voice(p % 6)) for p, (vid, _, segs) in enumerate(plan)
+                  for k in range(len(segs))])
+        for p, (vid, code, segs) in enumerate(plan):
+            wave, t = [np.zeros(8000)], 0.5
+            for k, (_, score) in enumerate(segs):
+                speech = _trimmed_turn(pieces[(vid, k)])
+                start, end = t, t + len(speech) / 16_000
+                shown = -0.04 if p == 0 and k == 0 else round(start, 3)  # a negative start, as 239 real rows
+                sign = -1 if score < 0 else 1
+                rows.append((vid, k, shown, round(end, 3), int(score >= 0), sign, 0 if sign > 0 else 1,
+                             mosei_label7(score), code))
+                wave += [speech, np.zeros(16_000)]
+                t = end + 1.0
+            soundfile.write(str(audio / f"{vid}.wav"), np.concatenate(wave).astype(np.float32), 16_000,
+                            subtype="PCM_16")
+    lines = [",file,index,start,end,label2a,label2b,label6,label7,split"]
+    lines += [f"{n},{vid},{k},{start},{end},{a},{b},{six},{seven},{code}"
+              for n, (vid, k, start, end, a, b, six, seven, code) in enumerate(rows)]
+    (root / "CMU_MOSEI_Labels.csv").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     return root
 
 

@@ -142,6 +142,7 @@ class DataConfig:
     # atis: "train" (classes from train; a dev/test intent never trained on counts as wrong) or "s3prl"
     # (train, then dev, then test intents get outputs, as s3prl builds them)
     intent_classes: Annotated[str, OneOf(("train", "s3prl"))] = "train"
+    num_class: Annotated[int, Range(2, 7)] = 2  # mosei: s3prl's class scheme (2, 3, 6 or 7)
 
 
 @dataclass

@@ -76,7 +76,8 @@ def read_iob(path: Path) -> list[tuple[str, list[str], str]]:
             continue
         columns = line.split("\t")
         if len(columns) != 2 or not columns[0].split() or not columns[1].split():
-            raise CorpusError(f"{path}:{lineno}: malformed line {line[:80]!r} (expected 'ID WORDS…<TAB>TAGS… INTENT')")
+            raise CorpusError(f"{path}:{lineno}: malformed line {line[:80]!r} "
+                              "(expected 'ID WORDS…<TAB>TAGS… INTENT')")
         words, tags = columns[0].split(), columns[1].split()
         rows.append((words[0], words[1:], tags[-1]))
     return rows

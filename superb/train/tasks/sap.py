@@ -27,7 +27,7 @@ MASKED = -100000.0  # s3prl's additive mask value for padded frames in SAP
 
 
 class PostLNLayer(nn.Module):
-    """One Mockingjay/BERT encoder layer: attention → dropout → add & norm → GELU FFN → dropout → add & norm."""
+    """A Mockingjay/BERT layer: attention → dropout → add & norm → GELU feed-forward → dropout → add & norm."""
 
     def __init__(self, dim: int, heads: int, ffn: int, dropout: float, eps: float = 1e-12):
         super().__init__()

@@ -27,6 +27,8 @@ from superb.train.masks import valid_frames
 
 Roles = dict[str, list[tuple[str, int]]]  # role (train/dev/test) → (store split, index) pairs
 UNSEEN = -1  # the target of a dev/test label outside the classes (tasks with unseen="wrong")
+#: model.pooling: the mean over valid frames, or s3prl's MOSEI mean over the padded batch (padding included)
+POOLINGS = ("mean", "s3prl_padded_mean")
 
 
 @dataclass
@@ -44,8 +46,9 @@ class Prepared:
 class UtteranceHead(nn.Module):
     def __init__(self, dim: int, projector_dim: int, num_classes: list[int], pooling: str = "mean"):
         super().__init__()
-        if pooling != "mean":
-            raise ConfigError(f"config model.pooling: {pooling!r} is not supported (mean)")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"config model.pooling: {pooling!r} is not one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
         self.projector = nn.Linear(dim, projector_dim)
         self.classifier = nn.Linear(projector_dim, sum(num_classes))
         self.sizes = list(num_classes)
@@ -53,8 +56,11 @@ class UtteranceHead(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """``x (B, T, D)``, ``lengths (B,)`` → one ``(B, classes)`` logit tensor per head."""
         x = self.projector(x)
-        mask = valid_frames(lengths, x.shape[1], x.device).to(x.dtype)
-        pooled = (x * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
+        if self.pooling == "s3prl_padded_mean":  # MOSEI's s3prl head: padded frames (the bias) counted too
+            pooled = x.mean(1)
+        else:
+            mask = valid_frames(lengths, x.shape[1], x.device).to(x.dtype)
+            pooled = (x * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
         return list(torch.split(self.classifier(pooled), self.sizes, dim=-1))
 
 
@@ -75,6 +81,7 @@ class UtteranceTask:
     class_roles: Callable[[Config], tuple[str, ...]] = lambda config: ("train",)
     # a dev/test label outside the classes: "error", or "wrong" (scored as a miss, left out of the loss)
     unseen: str = "error"
+    macro_f1: bool = False  # also report macro F1 over the classes (MOSEI, as s3prl's sklearn f1_score)
 
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
         check_corpus(store, self.name, self.corpus)
@@ -108,7 +115,9 @@ class UtteranceTask:
                 out.append(Item(split, i, tuple(target)))
             items[role] = out
         ids = {role: [str(store.split(s).ids[i]) for s, i in pairs] for role, pairs in roles.items()}
-        notes = {"classes_from": list(self.class_roles(config)), "unseen_labels": unseen} if self.unseen == "wrong" else {}
+        notes = {}
+        if self.unseen == "wrong":  # the class rule matters (ATIS): say which one, and what it left unscored
+            notes = {"classes_from": list(self.class_roles(config)), "unseen_labels": unseen}
         return Prepared(items=items, classes=classes, heads=self.heads, ids=ids, notes=notes)
 
     def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> nn.Module:
@@ -150,6 +159,10 @@ class UtteranceTask:
             np.add.at(matrix, (targets[known, h], predictions[known, h]), 1)
             confusion[head] = {"labels": prepared.classes[h], "matrix": matrix.tolist()}
         out["confusion"] = confusion
+        if self.macro_f1:
+            from sklearn.metrics import f1_score
+
+            out["f1_macro"] = float(f1_score(targets[:, 0], predictions[:, 0], average="macro"))
         return out
 
 
