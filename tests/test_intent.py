@@ -18,6 +18,7 @@ from superb.extract.extraction import ExtractRequest, extract
 from superb.testing.cli import one_error_line, read_results, run_superb_here
 from superb.testing.corpora import make_atis, make_audio_snips
 from superb.train.config import ModelConfig
+from superb.train.report import build_table, collect
 from superb.train.tasks.sap import TransformerSapHead
 
 SMALL = ("config.runner.total_steps=100,,config.runner.eval_step=50,,config.runner.log_step=50,,"
@@ -102,6 +103,7 @@ def test_audio_snips_learns_from_s3prls_voices(intent_data, tmp_path):
     assert out["test"]["acc"] > 0.5 and out["dev"]["acc"] > 0.5, out
     confusion = (tmp_path / "run" / "confusion-test.json").read_text()
     assert '"labels": ["GetWeather", "PlayMusic", "BookRestaurant"]' in confusion  # first seen in the train file
+    assert [c.header for c in build_table(collect([tmp_path / "run"])).columns] == ["SNIPS IC Acc ↑"]
 
 
 def test_atis_learns_and_its_classes_follow_the_chosen_rule(intent_data, tmp_path):

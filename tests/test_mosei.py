@@ -13,6 +13,7 @@ from superb.extract.corpora.mosei import Mosei, pydub_samples
 from superb.extract.extraction import ExtractRequest, extract
 from superb.testing.cli import one_error_line, read_results, run_superb_here
 from superb.testing.corpora import make_mosei, mosei_label7
+from superb.train.report import build_table, collect
 from superb.train.tasks.mosei import SCHEMES
 
 
@@ -71,6 +72,8 @@ def test_mosei_learns_sentiment_and_reports_macro_f1(mosei, tmp_path):
     out = read_results(tmp_path / "run")
     # measured (seeds 0-2, one thread): test accuracy 0.85 of 20 segments (macro F1 0.85); two classes, chance 0.5
     assert out["test"]["acc"] > 0.7 and 0.6 < out["test"]["f1_macro"] <= 1, out["test"]
+    table = build_table(collect([tmp_path / "run"]))
+    assert [c.header for c in table.columns] == ["MOSEI Acc ↑", "MOSEI macro F1 ↑"]
     seven = superb("fit", "-d", "mosei", "--features", str(stores), "-p", str(tmp_path / "seven"), "-o",
                    "config.runner.total_steps=2,,config.runner.eval_step=2,,config.data.num_class=7,,"
                    "config.model.pooling=s3prl_padded_mean")

@@ -27,17 +27,18 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "pr": ("per",), "ks": ("acc",), "ic": ("acc",), "sid": ("acc",), "er": ("acc",), "asr": ("wer",),
     "asv": ("eer",), "sd": ("der",), "sf": ("slot_type_f1", "slot_value_cer"), "qbe": ("mtwv",),
     "phone_linear": ("acc",), "phone_linear_concat": ("acc",), "phone_1hidden": ("acc",),
-    "sws2013": ("atwv",), "snips_ic": ("acc",), "atis": ("acc",), "mosei": ("acc",),
+    "sws2013": ("atwv",), "audio_snips": ("acc",), "atis": ("acc",), "mosei": ("acc", "f1_macro"),
     "separation_stft": ("si_sdri", "stoi", "pesq"),
     "example": ("acc",),
 }
 HIGHER_IS_BETTER = {"acc": True, "per": False, "wer": False, "wer_lm": False, "uer": False, "cer": False,
                     "eer": False, "min_dcf": False, "der": False, "mtwv": True, "atwv": True, "slot_type_f1": True,
-                    "slot_value_cer": False, "si_sdri": True, "stoi": True, "pesq": True}
+                    "slot_value_cer": False, "si_sdri": True, "stoi": True, "pesq": True,
+                    "f1_macro": True}
 _RAW = {"mtwv", "atwv", "min_dcf", "stoi", "pesq"}  # printed as is with 4 decimals; si_sdri in dB; the rest in %
-_TASK_NAMES = {"qbe": "QbE", "separation_stft": "SS"}
+_TASK_NAMES = {"qbe": "QbE", "separation_stft": "SS", "audio_snips": "SNIPS IC", "atis": "ATIS IC"}
 _METRIC_NAMES = {"acc": "Acc", "slot_type_f1": "F1", "slot_value_cer": "CER", "si_sdri": "SI-SDRi", "stoi": "STOI",
-                 "pesq": "PESQ", "min_dcf": "minDCF", "wer_lm": "WER (LM)"}
+                 "pesq": "PESQ", "f1_macro": "macro F1", "min_dcf": "minDCF", "wer_lm": "WER (LM)"}
 PROTOCOLS = ("dev", "s3prl")  # "dev" is the default and carries no mark
 ER_FOLDS = 5
 _ANNOTATE_MAX = 15  # write counts into confusion cells up to this many labels
