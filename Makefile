@@ -27,7 +27,7 @@ demo: setup
 	$(PY) -m superb.testing.demo $(DEMO)
 
 bench: setup
-	for b in extract fit dtw loader lstm; do $(PY) benchmarks/$$b.py || exit 1; done
+	for b in extract fit dtw loader lstm separation_scoring; do $(PY) benchmarks/$$b.py || exit 1; done
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -118,6 +118,24 @@ def test_scores_pair_estimates_whatever_their_order():
         assert straight["si_sdr"] - straight["input_si_sdr"] > 10 and 0 < straight["stoi"] <= 1
 
 
+def test_the_scoring_pool_gives_the_inline_scores():
+    rng = np.random.default_rng(5)
+    jobs = []
+    for _ in range(3):
+        references = rng.standard_normal((2, 8000))
+        jobs.append((references.sum(0), references, references + 0.2 * rng.standard_normal((2, 8000)), "sir", True))
+    inline = [scoring.score_mixture(*job) for job in jobs]
+    pool = scoring.MixtureScorer(1)
+    try:
+        pooled = pool.resolve([pool.submit(*job) for job in jobs])
+    finally:
+        pool.close()
+    for a, b in zip(inline, pooled, strict=True):  # one BLAS thread in the pool: equal to float rounding
+        assert a["permutation"] == b["permutation"]
+        assert [b[k] for k in ("si_sdr", "input_si_sdr", "stoi", "pesq")] == pytest.approx(
+            [a[k] for k in ("si_sdr", "input_si_sdr", "stoi", "pesq")], rel=1e-9)
+
+
 def test_a_silent_estimate_is_scored_not_a_crash():
     rng = np.random.default_rng(4)
     references = rng.standard_normal((2, 16000))

@@ -213,6 +213,9 @@ class SeparationConfig:
     # asteroid's get_metrics as s3prl scores) or "si_sdr" (the pairing with the higher mean SI-SDR: faster)
     permutation: Annotated[str, OneOf(("sir", "si_sdr"))] = "sir"
     postprocess: bool = True  # s3prl's suppression of an impulse at the end of each estimate
+    # processes that score mixtures beside training/evaluation (null: up to 8 where there are more than 2 cores;
+    # 0: in the main process); the scores agree to float rounding (a process uses one BLAS thread)
+    scoring_workers: NonNegativeInt | None = None
 
 
 @dataclass

@@ -228,6 +228,8 @@ class Trainer:
             targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
             positions.extend(batch["index"].tolist())
         self.model.train()
+        if score_batch is not None:  # scores still being computed elsewhere (separation's scoring pool)
+            predictions = self.task.collect_scores(predictions, self.prepared)
         order = sorted(range(len(positions)), key=positions.__getitem__)  # item order, whatever the batching
         positions, predictions, targets = ([seq[k] for k in order] for seq in (positions, predictions, targets))
         self.outputs[role] = (positions, predictions, targets)

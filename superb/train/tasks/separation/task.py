@@ -173,19 +173,25 @@ class SourceSeparation:
         sep, hop = batch["sep_stft"]
         mixture = spectra(batch, "sep_mix", sep, hop)
         save = prepared.extras.get("save_audio")
+        scorer = _scorer(prepared, sep)
         out = []
         for b, k in enumerate(batch["index"].tolist()):
             n, t = int(batch["sep_samples"][b]), int(frames[b])
             waves = istft(masks[b, :, :t].float() * mixture[b, :t], sep, hop, n).cpu().numpy()
             if sep.postprocess:
                 waves = np.stack([suppress_end_impulse(w) for w in waves])
-            scores = scoring.score_mixture(batch["sep_mix"][b, :n].double().cpu().numpy(),
-                                           batch["sep_sources"][b, :, :n].double().cpu().numpy(), waves,
-                                           sep.permutation, perceptual=role == "test")
-            if save is not None:
+            scores = scorer.submit(batch["sep_mix"][b, :n].double().cpu().numpy(),
+                                   batch["sep_sources"][b, :, :n].double().cpu().numpy(), waves, sep.permutation,
+                                   role == "test")
+            if save is not None:  # the pairing is needed now: scored here, not on the pool
+                scores = scorer.resolve([scores])[0]
                 write_estimates(Path(save), prepared.ids[role][k], waves[scores["permutation"]])
             out.append(scores)
         return out
+
+    def collect_scores(self, scores: list, prepared: Prepared) -> list[dict[str, Any]]:
+        """The scores ``score_batch`` gave, those still on the scoring pool waited for."""
+        return _scorer(prepared, prepared.extras["separation"]).resolve(scores)
 
     def metrics(self, predictions: list, targets: list, prepared: Prepared, role: str = "dev") -> dict[str, Any]:
         return scoring.summarize(predictions)
@@ -200,6 +206,14 @@ class SourceSeparation:
             cells = ["" if row.get(c) is None else f"{row[c]:.4f}" for c in columns]
             lines.append("\t".join([prepared.ids[role][k], *cells, ",".join(map(str, scores["permutation"]))]))
         (expdir / f"{role}_scores.tsv").write_text("\n".join(lines) + "\n")
+
+
+def _scorer(prepared: Prepared, sep: SeparationConfig) -> scoring.MixtureScorer:
+    """The run's scorer (a pool of ``separation.scoring_workers`` processes; null: ``scoring.auto_workers``)."""
+    if "scorer" not in prepared.extras:
+        workers = scoring.auto_workers() if sep.scoring_workers is None else sep.scoring_workers
+        prepared.extras["scorer"] = scoring.MixtureScorer(workers)
+    return prepared.extras["scorer"]
 
 
 def spectra(batch: dict, key: str, sep: SeparationConfig, hop: int) -> torch.Tensor:
