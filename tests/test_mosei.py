@@ -78,6 +78,8 @@ def test_mosei_learns_sentiment_and_reports_macro_f1(mosei, tmp_path):
                    "config.runner.total_steps=2,,config.runner.eval_step=2,,config.data.num_class=7,,"
                    "config.model.pooling=s3prl_padded_mean")
     assert seven.returncode == 0, seven.stderr
+    assert read_results(tmp_path / "seven")["notes"] == {"num_class": 7, "pooling": "s3prl_padded_mean"}
+    assert read_results(tmp_path / "run")["notes"]["pooling"].startswith("mean over valid frames")
     confusion = (tmp_path / "seven" / "confusion-test.json").read_text()
     assert '"labels": ["-3", "-2", "-1", "0", "1", "2", "3"]' in confusion
 

@@ -53,6 +53,12 @@ def mosei_labels(store: FeatureStore, roles: Roles, config: Config, seed: int) -
     return labels
 
 
+def describe(config: Config) -> dict[str, str | int]:
+    pooling = config.model.pooling
+    return {"num_class": config.data.num_class,
+            "pooling": pooling if pooling != "mean" else "mean over valid frames (s3prl: over the padded batch)"}
+
+
 TASK = UtteranceTask(
     name="mosei",
     corpus="mosei",
@@ -62,4 +68,5 @@ TASK = UtteranceTask(
     description="sentiment / emotion, CMU-MOSEI, mean-pool + linear, accuracy and macro F1",
     labels=mosei_labels,
     macro_f1=True,
+    describe=describe,
 )

@@ -82,6 +82,8 @@ class UtteranceTask:
     # a dev/test label outside the classes: "error", or "wrong" (scored as a miss, left out of the loss)
     unseen: str = "error"
     macro_f1: bool = False  # also report macro F1 over the classes (MOSEI, as s3prl's sklearn f1_score)
+    # what results.json's notes say of a run's choices where they differ from s3prl's (MOSEI's pooling …)
+    describe: Callable[[Config], dict[str, Any]] | None = None
 
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
         check_corpus(store, self.name, self.corpus)
@@ -115,9 +117,9 @@ class UtteranceTask:
                 out.append(Item(split, i, tuple(target)))
             items[role] = out
         ids = {role: [str(store.split(s).ids[i]) for s, i in pairs] for role, pairs in roles.items()}
-        notes = {}
+        notes = dict(self.describe(config)) if self.describe is not None else {}
         if self.unseen == "wrong":  # the class rule matters (ATIS): say which one, and what it left unscored
-            notes = {"classes_from": list(self.class_roles(config)), "unseen_labels": unseen}
+            notes.update(classes_from=list(self.class_roles(config)), unseen_labels=unseen)
         return Prepared(items=items, classes=classes, heads=self.heads, ids=ids, notes=notes)
 
     def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> nn.Module:
