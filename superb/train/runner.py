@@ -317,9 +317,12 @@ def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Pat
         expdir.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty expdir
         if ctx.main:
             _write_run_files(expdir, args, config)
-        trainer.fit(on_step=on_step)
-        if ctx.main:
-            write_results(trainer, expdir)
+        try:
+            trainer.fit(on_step=on_step)
+            if ctx.main:
+                write_results(trainer, expdir)
+        finally:
+            release(built.prepared)
         return expdir
 
 
@@ -465,6 +468,18 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None, save_audi
     evals = {split: D.loader(built.datasets[split], plan, 0, built.collate, task_signals(built, split))}
     trainer = Trainer(built.model, built.task, built.prepared, config, path.parent, None, evals, device, ckpt)
     trainer.load(ckpt, weights_only=True)
-    metrics = trainer.evaluate(split, step=ckpt["progress"]["step"])
+    try:
+        metrics = trainer.evaluate(split, step=ckpt["progress"]["step"])
+    finally:
+        release(built.prepared)
     metrics.pop("confusion", None)
     return metrics
+
+
+def release(prepared: Any) -> None:
+    """Close what a run's helpers hold open (``extras`` values with ``close``: separation's scoring processes),
+    so a process running many fits (tests, sweeps) does not keep them."""
+    for helper in prepared.extras.values():
+        close = getattr(helper, "close", None)
+        if callable(close):
+            close()
