@@ -330,3 +330,19 @@ def test_two_processes_train_as_one_and_a_resumed_run_ends_the_same(libri2mix, t
     assert resumed.returncode == 0, resumed.stderr
     assert figures(tmp_path / "one") == pytest.approx(one, rel=1e-5)
     assert read_results(tmp_path / "one")["test"] == pytest.approx(whole["test"], rel=1e-5)
+
+
+def test_a_centred_upstream_cannot_cut_frame_windows_from_audio():
+    """SD's chunks on the fly need the frames a cut of audio gives; a centred STFT pads each cut anew."""
+    from types import SimpleNamespace
+
+    from superb.errors import ConfigError
+    from superb.train.data import Item
+    from superb.train.onthefly import AudioItems
+
+    records = [{"id": "r", "path": "r.wav", "num_samples": 32000}]
+    source = SimpleNamespace(split=lambda name: SimpleNamespace(records=records))
+    spec = UPSTREAMS.get("stft_mag").create().spec
+    with pytest.raises(ConfigError, match="pads each utterance before framing"):
+        AudioItems(source, [Item("train", 0, (), 10, 20)], spec=spec)
+    assert AudioItems(source, [Item("train", 0, ())], spec=spec).lengths == [32000]  # whole utterances are fine

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from superb.errors import ConfigError
 from superb.extract import audio
 from superb.extract.upstreams.base import UpstreamSpec
 from superb.registry import CORPORA
@@ -90,6 +91,9 @@ class AudioItems(Dataset):
             return 0, total
         if self.spec is None:
             raise ValueError("frame-window items need the upstream's spec")
+        if self.spec.pad:  # a centred STFT pads each cut's own ends: the window's frames would not be the utterance's
+            raise ConfigError(f"upstream {self.spec.name!r} pads each utterance before framing, so a window of "
+                              "frames (SD's training chunks) cannot be cut from the audio; extract a store instead")
         start = item.start * self.spec.hop
         frames = item.frames if item.frames >= 0 else self.spec.num_frames(total) - item.start
         return start, min(total, start + (frames - 1) * self.spec.hop + self.spec.window)
