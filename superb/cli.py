@@ -243,7 +243,8 @@ def qbe(
 
 @app.command()
 def evaluate(
-    past_exp: Annotated[Path, typer.Option("-e", "--past-exp", help="a checkpoint, or an expdir (dev-best)")],
+    past_exp: Annotated[Path, typer.Option(
+        "-e", "--past-exp", help="a checkpoint, or an expdir (its dev-best; where a run keeps none, its last states)")],
     split: Annotated[str, typer.Option("-t", "--split", help="dev, test or train")] = "test",
     override: Annotated[Optional[str], typer.Option("-o", "--override")] = None,
     save_audio: Annotated[Optional[Path], typer.Option(

@@ -165,6 +165,8 @@ TASKS.add("audio_snips", "superb.train.tasks.intent:AUDIO_SNIPS",
 TASKS.add("atis", "superb.train.tasks.intent:ATIS", "intent classification, spoken ATIS, transformer + SAP, accuracy")
 TASKS.add("mosei", "superb.train.tasks.mosei:TASK",
           "sentiment / emotion, CMU-MOSEI (2/3/6/7 classes: data.num_class), mean-pool + linear, accuracy, macro F1")
+TASKS.add("sws2013", "superb.train.tasks.sws2013.task:TASK",
+          "trainable QbE: SWS 2013 dev pairs, attention-pooled window embeddings, tested on QUESST 2014, MTWV")
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
 STORE_FORMATS = Registry("store format")

@@ -143,6 +143,10 @@ class DataConfig:
     # (train, then dev, then test intents get outputs, as s3prl builds them)
     intent_classes: Annotated[str, OneOf(("train", "s3prl"))] = "train"
     num_class: Annotated[int, Range(2, 7)] = 2  # mosei: s3prl's class scheme (2, 3, 6 or 7)
+    # sws2013: the windows documents and queries are cut into (s3prl's max_dur) and the scoring hop between them
+    window_seconds: PositiveFloat = 3.0
+    window_hop_seconds: PositiveFloat = 0.75
+    test_store: str | None = None  # sws2013: the QUESST 2014 store it tests on (None: the quesst14 store beside it)
 
 
 @dataclass
@@ -266,8 +270,11 @@ def load_config(path: Path, overrides: str | None = None) -> Config:
 BEST_CHECKPOINT = {"dev": "dev-best.ckpt", "test": "test-best.ckpt"}  # the selected model, by the role chosen on
 
 
-def selection_role(task: Any, protocol: str) -> str:
-    """The role whose metric picks the checkpoint: dev, or test where s3prl does so (ASV under s3prl)."""
+def selection_role(task: Any, protocol: str) -> str | None:
+    """The role whose metric picks the checkpoint: dev, or test where s3prl does so (ASV under s3prl), or None
+    where s3prl reports the last checkpoint (sws2013 under s3prl)."""
+    if protocol == "s3prl" and getattr(task, "s3prl_selects_last", False):
+        return None
     return "test" if protocol == "s3prl" and getattr(task, "s3prl_checkpoint_on_test", False) else "dev"
 
 

@@ -26,8 +26,9 @@ from superb.files import write_text
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "pr": ("per",), "ks": ("acc",), "ic": ("acc",), "sid": ("acc",), "er": ("acc",), "asr": ("wer",),
     "asv": ("eer",), "sd": ("der",), "sf": ("slot_type_f1", "slot_value_cer"), "qbe": ("mtwv",),
+    "sws2013": ("mtwv", "atwv"),
     "phone_linear": ("acc",), "phone_linear_concat": ("acc",), "phone_1hidden": ("acc",),
-    "sws2013": ("atwv",), "audio_snips": ("acc",), "atis": ("acc",), "mosei": ("acc", "f1_macro"),
+    "audio_snips": ("acc",), "atis": ("acc",), "mosei": ("acc", "f1_macro"),
     "separation_stft": ("si_sdri", "stoi", "pesq"),
     "example": ("acc",),
 }
@@ -36,7 +37,8 @@ HIGHER_IS_BETTER = {"acc": True, "per": False, "wer": False, "wer_lm": False, "u
                     "slot_value_cer": False, "si_sdri": True, "stoi": True, "pesq": True,
                     "f1_macro": True}
 _RAW = {"mtwv", "atwv", "min_dcf", "stoi", "pesq"}  # printed as is with 4 decimals; si_sdri in dB; the rest in %
-_TASK_NAMES = {"qbe": "QbE", "separation_stft": "SS", "audio_snips": "SNIPS IC", "atis": "ATIS IC"}
+_TASK_NAMES = {"qbe": "QbE", "sws2013": "QbE trained", "separation_stft": "SS", "audio_snips": "SNIPS IC",
+               "atis": "ATIS IC"}
 _METRIC_NAMES = {"acc": "Acc", "slot_type_f1": "F1", "slot_value_cer": "CER", "si_sdri": "SI-SDRi", "stoi": "STOI",
                  "pesq": "PESQ", "f1_macro": "macro F1", "min_dcf": "minDCF", "wer_lm": "WER (LM)"}
 PROTOCOLS = ("dev", "s3prl")  # "dev" is the default and carries no mark

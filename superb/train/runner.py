@@ -154,9 +154,10 @@ class Built:
 def build_run(args: FitArgs, config: Config) -> Built:
     """Task, data and model of a run, from a store or (with ``-u``) from the corpus on the fly."""
     task = TASKS.get(args.task)
-    if config.runner.protocol == "s3prl" and not getattr(task, "s3prl_selects_on_test", False):
+    if config.runner.protocol == "s3prl" and not any(getattr(task, flag, False) for flag in (
+            "s3prl_selects_on_test", "s3prl_selects_last")):
         raise ConfigError(f"runner.protocol 's3prl' changes nothing for task {task.name!r} (s3prl selects it on "
-                          "dev too); it applies to asv, sd and the phone tasks")
+                          "dev too); it applies to asv, sd, sws2013 and the phone tasks")
     if config.data.dev_sampling != "full" and not getattr(task, "s3prl_balanced_dev", False):
         raise ConfigError(f"data.dev_sampling {config.data.dev_sampling!r} is s3prl's dev protocol for ks only; "
                           f"s3prl scores task {task.name!r} on its whole dev set, as the default 'full' does")
@@ -168,9 +169,11 @@ def build_run(args: FitArgs, config: Config) -> Built:
         prepared = task.prepare(store, config, args.seed)
         frame_rate = float(store.attrs["frame_rate"])
         crop = int(config.data.crop_seconds * frame_rate) if config.data.crop_seconds else None
-        if config.data.preload:
+        own = getattr(task, "dataset", None)  # a task that reads its own way (sws2013's pairs, its second store)
+        if config.data.preload and own is None:
             _check_preload(store, prepared)
-        datasets = {role: D.StoreItems(store, items, crop if role == "train" else None, config.data.preload)
+        datasets = {role: own(role, items, prepared, config) if own is not None else
+                    D.StoreItems(store, items, crop if role == "train" else None, config.data.preload)
                     for role, items in prepared.items.items()}
         featurizer = Featurizer(store.layers, config.featurizer.layer, config.featurizer.normalize)
         head = task.build_head(int(store.attrs["dim"]), config.model, prepared)
@@ -400,9 +403,10 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     """Score the selected checkpoint (``dev-best.ckpt``; ``test-best.ckpt`` under ``protocol: s3prl``) on dev
     and test; write results.json, layer weights and confusions."""
     protocol = trainer.config.runner.protocol
-    best = expdir / BEST_CHECKPOINT[selection_role(trainer.task, protocol)]
+    chosen = selection_role(trainer.task, protocol)
+    best = expdir / BEST_CHECKPOINT[chosen] if chosen is not None else None  # None: the last model (sws2013, s3prl)
     scored_step = trainer.progress.step
-    if best.is_file():
+    if best is not None and best.is_file():
         ckpt = load_checkpoint(best)
         trainer.load(ckpt, weights_only=True)
         scored_step = ckpt["progress"]["step"]
@@ -423,6 +427,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
     results = {
         "task": trainer.task.name, "protocol": protocol, "dev_sampling": trainer.config.data.dev_sampling,
         "best_step": trainer.progress.best_step,
+        **({"selected": "last step (s3prl)", "scored_step": scored_step} if chosen is None else {}),
         "dev": scores.get("dev", {}), "test": scores.get("test", {}),
         "upstream": results_upstream(store.get("upstream") or {}),
         "corpus": store["corpus"]["name"], "fold": trainer.config.data.fold if trainer.task.name == "er" else None,
@@ -446,6 +451,8 @@ def evaluate(ckpt_path: Path, split: str, override: str | None = None, save_audi
     path = ckpt_path
     if ckpt_path.is_dir():
         found = [ckpt_path / n for n in BEST_CHECKPOINT.values() if (ckpt_path / n).is_file()]
+        if not found and any(ckpt_path.glob("states-*.ckpt")):  # a run that reports its last model (sws2013)
+            found = [latest_checkpoint(ckpt_path)]
         path = found[0] if found else ckpt_path / BEST_CHECKPOINT["dev"]
     ckpt = load_checkpoint(path)
     args = FitArgs(**ckpt["args"])

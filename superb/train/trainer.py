@@ -252,8 +252,8 @@ class Trainer:
                 continue
             metrics = self.evaluate(role)
             self.log({"step": step, "split": role, **{k: v for k, v in metrics.items() if k != "confusion"}})
-            chosen_on = selection_role(self.task, self.config.runner.protocol)
-            if role == chosen_on and self._better(metrics[self.task.metric]):
+            chosen_on = selection_role(self.task, self.config.runner.protocol)  # None: the last model is reported
+            if chosen_on is not None and role == chosen_on and self._better(metrics[self.task.metric]):
                 self.progress.best_value, self.progress.best_step = metrics[self.task.metric], step
                 self.save(BEST_CHECKPOINT[chosen_on])
         weights = self.model.featurizer.layer_weights()
@@ -310,8 +310,11 @@ class Trainer:
                 on_step(step)
             if step >= runner.total_steps:
                 break
-        if main and progress.best_step is None:  # never scored on dev: score the final model
+        if main and progress.best_step is None and progress.step % runner.eval_step:  # final model not scored yet
             self._eval_round()
+        if main and selection_role(self.task, runner.protocol) is None and progress.step % runner.save_step:
+            self.save(f"states-{progress.step}.ckpt")  # the reported (last) model stays loadable by evaluate
+            self._prune()
         if self._writer is not None:
             self._writer.flush()
 

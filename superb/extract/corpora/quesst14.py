@@ -13,7 +13,10 @@ is accepted by dropping that folder. Splits: ``docs``, ``dev`` (queries), ``eval
 
 Every query and document carries s3prl's sox ``gain -3.0`` (after ``channels 1, rate 16000``) as the audio edit
 ``meta["audio_edit"] = {"gain_db": -3.0}`` (``GAIN_DB``), applied before the upstream (reader version 2; version
-1 fed the audio unscaled). ``groundtruth_dir(split)`` is the scorer's ground-truth folder of ``dev`` or ``eval``.
+1 fed the audio unscaled). Options ``level=peak`` and ``vad=true`` give the front end of s3prl's trainable
+``sws2013`` task instead, which tests on QUESST 2014 (``superb.extract.corpora.qbe_audio``); that task also
+reads every language (``language=all``). ``groundtruth_dir(split)`` is the scorer's ground-truth folder of
+``dev`` or ``eval``.
 """
 
 from __future__ import annotations
@@ -23,20 +26,24 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import CorpusError
-from superb.extract import audio
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
+from superb.extract.corpora import qbe_audio
 from superb.files import numbered_lines
 
 LISTS = {"docs": "language_key_utterances.lst", "dev": "language_key_dev.lst", "eval": "language_key_eval.lst"}
 SUPERB_LANGUAGE = "nnenglish"
-GAIN_DB = -3.0  # s3prl's quesst14_dtw (and sws2013) load every file with sox "gain -3.0"
+GAIN_DB = qbe_audio.GAIN_DB
 
 
 class Quesst14(Corpus):
     name = "quesst14"
     version = 2
     splits = ("docs", "dev", "eval")
-    options: dict[str, Any] = {"language": SUPERB_LANGUAGE}
+    options: dict[str, Any] = {"language": SUPERB_LANGUAGE, **qbe_audio.OPTIONS}
+
+    def __init__(self, root: str | Path, **options: Any):
+        super().__init__(root, **options)
+        qbe_audio.check_options(self.name, self.opts)
 
     @property
     def base(self) -> Path:
@@ -56,13 +63,12 @@ class Quesst14(Corpus):
                     continue
                 path = self._locate(rel, listing, lineno)
                 kind = "document" if split == "docs" else "query"
-                meta = {"language": lang, "kind": kind, audio.EDIT_KEY: {"gain_db": GAIN_DB}}
-                found.append(utterance_from_file(path.stem, split, path, meta))
+                found.append(utterance_from_file(path.stem, split, path, {"language": lang, "kind": kind}))
             if not found:
                 raise CorpusError(f"{listing}: no {language!r} entries (languages are the second column; "
                                   "pass -c language=all for every language)")
             out.extend(sorted(found, key=lambda u: u.id))
-        return out
+        return qbe_audio.with_front_end(self.base, out, self.opts["level"], self.opts["vad"])
 
     def groundtruth_dir(self, split: str) -> Path:
         """The official ground truth of ``split`` (``dev``; anything else is ``eval``): ``quesst14.ecf.xml``,

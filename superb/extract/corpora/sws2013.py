@@ -15,7 +15,8 @@ of the term ``sws2013_dev_NNN`` (s3prl's rule: drop a trailing ``_NN``, the rege
 there is one, else the lowest suffix.
 
 As with QUESST 2014 (the same DTW recipe), every file carries s3prl's sox ``gain -3.0`` as the audio edit
-``meta["audio_edit"] = {"gain_db": -3.0}``, applied before the upstream.
+``meta["audio_edit"] = {"gain_db": -3.0}``, applied before the upstream; ``-c level=peak -c vad=true`` gives the
+front end of s3prl's trainable ``sws2013`` task instead (``superb.extract.corpora.qbe_audio``).
 
 SWS 2013's own scoring is time-aligned (ATWV over the RTTM's term occurrences), while superb's DTW mode scores
 one detection per query and document (``tbeg`` 0, no duration); the corpus's official scorer may still be run on
@@ -30,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from superb.errors import ConfigError, CorpusError
-from superb.extract import audio
 from superb.extract.corpora.base import Corpus, Utterance, layout_root, utterance_from_file
-from superb.extract.corpora.quesst14 import GAIN_DB
+from superb.extract.corpora import qbe_audio
 
 FOLDERS = {"docs": "Audio", "dev": "dev_queries", "eval": "eval_queries"}
 EXAMPLES = ("all", "first")
@@ -48,13 +48,14 @@ class Sws2013(Corpus):
     name = "sws2013"
     version = 1
     splits = ("docs", "dev", "eval")
-    options: dict[str, Any] = {"examples": "all", "scoring_root": ""}
+    options: dict[str, Any] = {"examples": "all", "scoring_root": "", **qbe_audio.OPTIONS}
 
     def __init__(self, root: str | Path, **options: Any):
         super().__init__(root, **options)
         if self.opts["examples"] not in EXAMPLES:
             raise ConfigError(f"corpus 'sws2013': examples={self.opts['examples']!r} is not one of "
                               f"{', '.join(EXAMPLES)} (every example of a term, or one per term)")
+        qbe_audio.check_options(self.name, self.opts)
 
     @property
     def base(self) -> Path:
@@ -84,9 +85,8 @@ class Sws2013(Corpus):
             for path in paths:
                 meta: dict[str, Any] = {"kind": "document"} if split == "docs" else \
                     {"kind": "query", "term": term_of(path.stem)}
-                meta[audio.EDIT_KEY] = {"gain_db": GAIN_DB}
                 out.append(utterance_from_file(path.stem, split, path, meta))
-        return out
+        return qbe_audio.with_front_end(self.base, out, self.opts["level"], self.opts["vad"])
 
 
 def _first_examples(paths: list[Path]) -> list[Path]:

@@ -294,10 +294,11 @@ def write_results(req: QbeRequest, test: dict[str, Any], dev: dict[str, Any]) ->
 
 
 def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str],
-                  frame_rate: float | None = None) -> scoring.Detections:
-    """The official ``stdlist`` XML: one ``detected_termlist`` per term, one ``term`` per document. Times are
-    s3prl's ``tbeg="0.000" dur="0.00"`` unless ``frame_rate`` is given and the matches are located. Returns
-    what the file says (scores as written, to 4 decimals), so it is scored without parsing it again."""
+                  frame_rate: float | None = None, threshold: float = DECISION_THRESHOLD) -> scoring.Detections:
+    """The official ``stdlist`` XML: one ``detected_termlist`` per term, one ``term`` per document, ``YES`` above
+    ``threshold``. Times are s3prl's ``tbeg="0.000" dur="0.00"`` unless ``frame_rate`` is given and the matches
+    are located. Returns what the file says (scores as written, to 4 decimals), so it is scored without parsing
+    it again."""
     written = scoring.Detections({}, {})
     root = ElementTree.Element("stdlist", termlist_filename="benchmark.stdlist.xml", indexing_time="1.00",
                                language="english", index_size="1", system_id="benchmark")
@@ -310,7 +311,7 @@ def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str],
                      for s, e in zip(match.starts.tolist(), match.ends.tolist(), strict=True)]
         scores, yes = written.scores.setdefault(term, {}), written.decisions.setdefault(term, {})
         for doc, score, (tbeg, dur) in zip(doc_ids, match.costs.tolist(), times, strict=True):
-            text, yes[doc] = f"{score:.4f}", score > DECISION_THRESHOLD
+            text, yes[doc] = f"{score:.4f}", score > threshold
             scores[doc] = float(text)
             ElementTree.SubElement(terms, "term", file=doc, channel="1", tbeg=tbeg, dur=dur,
                                    score=text, decision="YES" if yes[doc] else "NO")

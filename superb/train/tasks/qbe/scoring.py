@@ -62,6 +62,7 @@ class GroundTruth:
     documents: dict[str, float]
     terms: list[str]
     occurrences: dict[str, set[str]]
+    rttm: Path | None = None  # the RTTM read (a trainable task reads its occurrence times too)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def read_groundtruth(folder: Path, split: str = "") -> GroundTruth:
         if doc not in documents:
             raise CorpusError(f"{rttm}: document {doc!r} is not in the ECF")
         occurrences[term].add(doc)
-    return GroundTruth(folder, documents, terms, occurrences)
+    return GroundTruth(folder, documents, terms, occurrences, rttm)
 
 
 def read_stdlist(path: Path) -> Detections:
