@@ -149,8 +149,8 @@ def snips_root(corpora_dir: Path) -> Path:
 # keeps this order instead of xdist's most-tests-first) keeps both workers busy to the end rather than
 # leaving the longest file to run alone.
 LONGEST_FIRST = ("test_distributed_extract.py", "test_distributed_fit.py", "test_separation.py", "test_sf.py",
-                 "test_asv.py", "test_fit_tasks.py", "test_asr.py", "test_phone.py", "test_intent.py", "test_mosei.py",
-                 "test_fit.py", "test_sd.py", "test_extract.py", "test_pr.py")
+                 "test_asv.py", "test_fit_tasks.py", "test_asr.py", "test_phone.py", "test_intent.py", "test_sws2013.py",
+                 "test_mosei.py", "test_fit.py", "test_sd.py", "test_extract.py", "test_pr.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,7 +15,7 @@ import torch
 from superb.extract.corpora.sws2013 import Sws2013
 from superb.extract.vad import speech_span
 from superb.stores.base import open_store
-from superb.testing.cli import one_error_line, read_results, run_superb_here
+from superb.testing.cli import finished, one_error_line, read_results, run_superb_here, torchrun
 from superb.testing.corpora import make_quesst14, make_sws2013, voice
 from superb.train.config import ModelConfig
 from superb.train.report import build_table, collect
@@ -242,3 +242,36 @@ def test_bad_stores_fail_in_one_line(qbe_stores, tmp_path):
         assert "corpus folder" in line and "sws2013Database_dev_eval" in line
     finally:
         shutil.move(str(tmp_path / "elsewhere"), str(root / "sws2013Database_dev_eval"))
+
+
+def test_two_processes_train_as_one_and_the_fly_path_cuts_audio(qbe_stores, tmp_path):
+    """torchrun: 2 processes × 8 pairs = one process's 8 × 2 accumulated, the same log; on the fly the windows are
+    cut from audio with s3prl's front end (sox norm, vad) and QUESST 2014 is read in every language, as s3prl."""
+    root, stores = qbe_stores
+    override = ("config.runner.total_steps=20,,config.runner.eval_step=10,,config.runner.log_step=10,,"
+                "config.runner.save_step=10,,config.optimizer.lr=1e-3,,config.optimizer.warmup_steps=0,,"
+                "config.model.hidden_size=64,,config.model.projector_dim=32,,config.data.window_seconds=1.0,,"
+                "config.data.window_hop_seconds=0.25,,config.data.batch_size=8,,"
+                "config.runner.gradient_accumulate_steps=2")
+    args = ("fit", "-d", "sws2013", "--features", str(stores), "-o", override)
+    shared = torchrun(*args, "-p", str(tmp_path / "two"))
+    alone = superb(*args, "-p", str(tmp_path / "one"))
+    assert alone.returncode == 0, alone.stderr
+    code, err = finished(shared)
+    assert code == 0, err
+
+    def figures(expdir: Path) -> list[float]:
+        log = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
+        return [r[k] for r in log for k in ("step", "loss", "mtwv", "min_cnxe") if k in r]
+
+    assert figures(tmp_path / "two") == pytest.approx(figures(tmp_path / "one"), rel=1e-5)
+    assert len(figures(tmp_path / "one")) == 10
+
+    result = superb("fit", "-d", "sws2013", "-u", "fbank", "--root", str(root / "sws2013Database_dev_eval"),
+                    "--test-root", str(root / "quesst14Database"), "-p", str(tmp_path / "otf"), "-o",
+                    override.replace("total_steps=20", "total_steps=10"))
+    assert result.returncode == 0, result.stderr
+    out = read_results(tmp_path / "otf")
+    assert out["source"] == "on-the-fly" and out["notes"]["front_end"]["level"] == "peak"
+    assert out["notes"]["test"]["languages"] == "all" and "each its own upstream input" in out["notes"]["windows"]
+    assert len(read_stdlist(tmp_path / "otf" / "test" / "benchmark.stdlist.xml").scores) == 7  # basque query too

@@ -55,6 +55,7 @@ class CorpusSource:
         for utterance in reader.utterances(self.splits):
             by_split[utterance.split].append(utterance.to_record())
         self._views = {s: _SplitRecords(s, records, _offsets(records, spec)) for s, records in by_split.items()}
+        self.test_source: CorpusSource | None = None  # a second corpus a task tests on (sws2013: QUESST 2014)
 
     def split(self, name: str) -> _SplitRecords:
         from superb.errors import StoreError

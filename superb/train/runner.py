@@ -185,15 +185,21 @@ def build_run(args: FitArgs, config: Config) -> Built:
     if task.corpus is None:
         raise ConfigError(f"task {task.name!r} runs from a store only (it takes any corpus)")
     options = dict(getattr(task, "corpus_options", ()))  # e.g. ASV's VoxCeleb1 verification reader
-    if args.test_root:
+    test_corpus = getattr(task, "test_corpus", None)  # sws2013: --test-root is another corpus (QUESST 2014)
+    if args.test_root and test_corpus is None:
         options["test_root"] = args.test_root
     upstream = UPSTREAMS.get(args.upstream).create(
         ckpt=Path(args.ckpt) if args.ckpt else None, options=args.upstream_config,
         random_init=args.random_init, seed=args.seed)
     source = CorpusSource(task.corpus, Path(args.root), options, upstream.spec)
+    if test_corpus is not None and args.test_root:
+        source.test_source = CorpusSource(test_corpus, Path(args.test_root), dict(task.test_corpus_options),
+                                          upstream.spec)
     prepared = task.prepare(source, config, args.seed)
     crop = int(config.data.crop_seconds * 16000) if config.data.crop_seconds else None
-    datasets = {role: AudioItems(source, items, crop if role == "train" else None, upstream.spec)
+    own = getattr(task, "dataset", None)  # a task that reads its own way (sws2013's windows of audio)
+    datasets = {role: own(role, items, prepared, config) if own is not None else
+                AudioItems(source, items, crop if role == "train" else None, upstream.spec)
                 for role, items in prepared.items.items()}
     featurizer = Featurizer(list(range(upstream.spec.num_layers)), config.featurizer.layer,
                             config.featurizer.normalize)
@@ -202,7 +208,7 @@ def build_run(args: FitArgs, config: Config) -> Built:
     model = DownstreamModel(featurizer, head, upstream=upstream, finetune=args.finetune)
     identity = {"path": None, "upstream": upstream.identity(), "corpus": source.attrs["corpus"],
                 "layers": featurizer.layers, "dtype": "float32"}
-    return Built(task, prepared, model, datasets, collate_waves, identity)
+    return Built(task, prepared, model, datasets, D.collate if own is not None else collate_waves, identity)
 
 
 def _check_preload(store: FeatureStore, prepared: Any) -> None:

@@ -46,6 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from superb.errors import CorpusError, StoreError
+from superb.extract import audio
+from superb.extract.audio import SAMPLE_RATE
 from superb.stores.base import FeatureStore, find_stores, open_store
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item, StoreItems, pad_targets
@@ -92,6 +94,9 @@ class QbeEmbedder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, batch: dict) -> tuple[WindowEmbeddings, torch.Tensor]:
         if self.training:
             return WindowEmbeddings(True, self.pool(self.hidden(x))), lengths
+        if "window_counts" in batch:  # on the fly: each row is one window of audio, the item's rows in turn
+            pooled = F.normalize(self.pool(self.hidden(x)), dim=-1)
+            return WindowEmbeddings(False, list(pooled.split(batch["window_counts"].tolist()))), lengths
         kinds = batch["targets"][:, 0].tolist()
         out = [self.windows(x[b, : int(n)], kinds[b] == QUERY) for b, n in enumerate(lengths.tolist())]
         return WindowEmbeddings(False, out), lengths
@@ -156,22 +161,85 @@ class PairWindows:
             first = int(view.offsets[index])
             view.read_frames(first + lo, first + hi, out=out[lo - start : hi - start])
 
-    def batch(self, keys: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    def num_frames(self, view: Any, index: int) -> int:
+        return view.num_frames(index)
+
+    def fill(self, keys: list[tuple[int, int]], out: np.ndarray) -> dict[str, torch.Tensor]:
+        """Document windows into ``out[:B]``, query windows into ``out[B:]``; the batch's targets."""
         size = len(keys)
-        features = np.empty((2 * size, self.window, *self.frame_shape), dtype=self.dtype)
         for b, (k, seed) in enumerate(keys):
             pair, rng = self.pairs[k], np.random.default_rng(seed)
             if pair.document >= 0:  # positive: the whole occurrence inside the window
                 doc, start = pair.document, pair.onset + _uniform(rng, pair.duration - self.seconds, 0.0)
             else:
                 doc = pair.negatives[int(rng.integers(len(pair.negatives)))]
-                start = _uniform(rng, 0.0, self.docs.num_frames(doc) / self.rate - self.seconds)
-            self._cut(self.docs, doc, start, features[b])
-            query_seconds = self.queries.num_frames(pair.query) / self.rate
-            self._cut(self.queries, pair.query, _uniform(rng, 0.0, query_seconds - self.seconds), features[size + b])
-        rows = [(None, self.items[k].target, k) for k, _ in keys]
+                start = _uniform(rng, 0.0, self.num_frames(self.docs, doc) / self.rate - self.seconds)
+            self._cut(self.docs, doc, start, out[b])
+            query_seconds = self.num_frames(self.queries, pair.query) / self.rate
+            self._cut(self.queries, pair.query, _uniform(rng, 0.0, query_seconds - self.seconds), out[size + b])
+        return pad_targets([(None, self.items[k].target, k) for k, _ in keys])
+
+    def batch(self, keys: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        features = np.empty((2 * len(keys), self.window, *self.frame_shape), dtype=self.dtype)
+        rows = self.fill(keys, features)
         return {"features": torch.from_numpy(features),
-                "lengths": torch.full((2 * size,), self.window, dtype=torch.long), **pad_targets(rows)}
+                "lengths": torch.full((len(features),), self.window, dtype=torch.long), **rows}
+
+
+class AudioPairWindows(PairWindows):
+    """``PairWindows`` on the fly, as s3prl cuts them: 3 s of audio (zeros outside the file) for the upstream."""
+
+    def __init__(self, source: Any, query_split: str, pairs: list[Pair], items: list[Item], seconds: float):
+        self.items, self.pairs = items, pairs
+        self.docs, self.queries = source.split("docs"), source.split(query_split)
+        self.rate, self.seconds = float(SAMPLE_RATE), seconds
+        self.window = int(round(seconds * SAMPLE_RATE))
+        self.lengths = [self.window] * len(items)
+
+    def _cut(self, view: Any, index: int, start_s: float, out: np.ndarray) -> None:
+        wave = audio.read_record(view.records[index])
+        start = int(round(start_s * self.rate))
+        lo, hi = max(start, 0), min(start + self.window, len(wave))
+        out[:] = 0
+        if hi > lo:
+            out[lo - start : hi - start] = wave[lo:hi]
+
+    def num_frames(self, view: Any, index: int) -> int:
+        return int(view.records[index]["num_samples"])
+
+    def batch(self, keys: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        wavs = np.empty((2 * len(keys), self.window), dtype=np.float32)
+        rows = self.fill(keys, wavs)
+        return {"wavs": torch.from_numpy(wavs), "wav_lengths": torch.full((len(wavs),), self.window), **rows}
+
+
+class AudioWindows:
+    """Scored items on the fly, as s3prl's test sets: a query's first 3 s of audio; a document padded with 3 s
+    of zeros and cut every 0.75 s (``unfold``), each window its own upstream input."""
+
+    def __init__(self, source: Any, items: list[Item], seconds: float, hop_seconds: float):
+        self.items = items
+        self.records = [source.split(item.split).records[item.index] for item in items]
+        self.window, self.hop = int(round(seconds * SAMPLE_RATE)), int(round(hop_seconds * SAMPLE_RATE))
+        self.lengths = [int(r["num_samples"]) for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def windows(self, k: int) -> np.ndarray:
+        wave = audio.read_record(self.records[k])
+        padded = np.concatenate([wave, np.zeros(self.window, dtype=np.float32)])
+        if self.items[k].target[0] == QUERY:
+            return padded[None, : self.window]
+        count = (len(padded) - self.window) // self.hop + 1
+        return np.stack([padded[i * self.hop : i * self.hop + self.window] for i in range(count)])
+
+    def batch(self, keys: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        parts = [self.windows(k) for k, _ in keys]
+        wavs = torch.from_numpy(np.concatenate(parts))
+        rows = [(None, self.items[k].target, k) for k, _ in keys]
+        return {"wavs": wavs, "wav_lengths": torch.full((len(wavs),), self.window),
+                "window_counts": torch.tensor([len(p) for p in parts]), **pad_targets(rows)}
 
 
 def _uniform(rng: np.random.Generator, a: float, b: float) -> float:
@@ -187,7 +255,7 @@ def training_pairs(store: FeatureStore, split: str, truth: scoring.GroundTruth, 
     if missing:
         raise StoreError(f"{store.path}: {len(missing)} documents of {truth.folder} are not in the store's docs "
                          f"split (first: {missing[0]}); extract the whole corpus")
-    shift = [_trim_start(docs.record(i)) for i in range(len(docs))]
+    shift = [_trim_start(record) for record in docs.records]
     occurrences: dict[str, list[tuple[int, float, float]]] = {}
     for doc, tbeg, dur, term in lexemes:
         i = position[doc]
@@ -196,7 +264,7 @@ def training_pairs(store: FeatureStore, split: str, truth: scoring.GroundTruth, 
     queries = store.split(split)
     pairs: list[Pair] = []
     for q in range(len(queries)):
-        term = str((queries.record(q).get("meta") or {}).get("term", queries.ids[q]))
+        term = str((queries.records[q].get("meta") or {}).get("term", queries.ids[q]))
         found = occurrences.get(term, [])
         holding = {i for i, _, _ in found}
         pairs += [Pair(q, i, onset, dur) for i, onset, dur in found]
@@ -234,7 +302,10 @@ def s3prl_misread_lines(rttm: Path) -> int:
 class SpokenTermDetection:
     name: str = "sws2013"
     corpus: str = "sws2013"
+    # on the fly: s3prl's front end (sox norm, vad) for both corpora; QUESST 2014 (--test-root) in every language
+    corpus_options: tuple[tuple[str, Any], ...] = (("level", "peak"), ("vad", True))
     test_corpus: str = "quesst14"
+    test_corpus_options: tuple[tuple[str, Any], ...] = (("language", "all"), ("level", "peak"), ("vad", True))
     heads: tuple[str, ...] = ("kind",)
     metric: str = "mtwv"
     higher_is_better: bool = True
@@ -263,10 +334,12 @@ class SpokenTermDetection:
         for role, info in scored.items():
             items[role], ids[role] = info.pop("items"), info.pop("ids")
         front = store.attrs["corpus"].get("options", {})
+        on_the_fly = not isinstance(store, FeatureStore)
         notes = {
             "pairs": {"positive": sum(p.document >= 0 for p in pairs), "negative": sum(p.document < 0 for p in pairs)},
             "rttm_lines_s3prl_misreads": s3prl_misread_lines(rttm),
-            "windows": "cut from stored features of whole files, zero features outside them (s3prl: upstream on "
+            "windows": "3 s cuts of audio, zeros outside, each its own upstream input (as s3prl)" if on_the_fly else
+                       "cut from stored features of whole files, zero features outside them (s3prl: upstream on "
                        "each 3 s cut of audio, silence outside)",
             "front_end": {"level": front.get("level", "gain"), "vad": bool(front.get("vad", False)),
                           "s3prl": {"level": "peak", "vad": True}},
@@ -282,10 +355,14 @@ class SpokenTermDetection:
                         extras=extras)
 
     def dataset(self, role: str, items: list[Item], prepared: Prepared, config: Config) -> Any:
-        store = prepared.extras["stores"][role]
+        source, data = prepared.extras["stores"][role], config.data
+        if not isinstance(source, FeatureStore):  # on the fly: windows of audio, as s3prl cuts them
+            if role == "train":
+                return AudioPairWindows(source, data.train, prepared.extras["pairs"], items, data.window_seconds)
+            return AudioWindows(source, items, data.window_seconds, data.window_hop_seconds)
         if role == "train":
-            return PairWindows(store, config.data.train, prepared.extras["pairs"], items, prepared.extras["window"])
-        return StoreItems(store, items, None, config.data.preload)
+            return PairWindows(source, data.train, prepared.extras["pairs"], items, prepared.extras["window"])
+        return StoreItems(source, items, None, data.preload)
 
     def build_head(self, dim: int, model: ModelConfig, prepared: Prepared) -> QbeEmbedder:
         return QbeEmbedder(dim, model, prepared.extras["window"], prepared.extras["hop"])
@@ -337,6 +414,12 @@ def _groundtruth(reader: Any, split: str) -> scoring.GroundTruth:
 def _test_store(store: FeatureStore, config: Config) -> FeatureStore | None:
     """QUESST 2014's store: ``data.test_store``, else the ``quesst14`` store beside the SWS 2013 one (None when
     there is none: the run trains and scores dev only, and says so)."""
+    if not isinstance(store, FeatureStore):  # on the fly: --test-root
+        if store.test_source is None:
+            import warnings
+
+            warnings.warn("no --test-root (the QUESST 2014 folder): the run is not tested", stacklevel=1)
+        return store.test_source
     if config.data.test_store:
         found = find_stores(config.data.test_store)
         if len(found) != 1:
@@ -366,7 +449,7 @@ def _scored_split(store: FeatureStore, split: str, truth: scoring.GroundTruth, o
     if one_per_term:
         by_term: dict[str, list[int]] = {}
         for i in range(len(queries)):
-            by_term.setdefault(str((queries.record(i).get("meta") or {}).get("term", queries.ids[i])), []).append(i)
+            by_term.setdefault(str((queries.records[i].get("meta") or {}).get("term", queries.ids[i])), []).append(i)
         chosen = []
         for term in truth.terms:
             examples = sorted(by_term.get(term, []), key=lambda i: (str(queries.ids[i]) != term, str(queries.ids[i])))
