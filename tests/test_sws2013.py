@@ -215,8 +215,10 @@ def test_trains_scores_and_resumes_through_the_cli(qbe_stores, tmp_path):
         base = superb("qbe", "--features", str(stores / "quesst14"), "-t", split, "-p", str(tmp_path / f"dtw_{split}"))
         assert base.returncode == 0, base.stderr
     table = build_table(collect([exp, tmp_path / "dtw_test"]))
-    assert ("qbe", "mtwv") in [(c.task, c.metric) for c in table.columns]
-    assert ("sws2013", "mtwv") in [(c.task, c.metric) for c in table.columns]
+    (row,) = table.rows
+    shown = {(c.task, c.metric): row.cells[c.key].text(c) for c in table.columns}
+    assert set(shown) == {("qbe", "mtwv"), ("sws2013", "mtwv"), ("sws2013", "atwv")}
+    assert shown["sws2013", "mtwv"].endswith("§") and not shown["qbe", "mtwv"].endswith("§")  # the last model
 
 
 def test_bad_stores_fail_in_one_line(qbe_stores, tmp_path):

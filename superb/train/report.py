@@ -42,6 +42,7 @@ _TASK_NAMES = {"qbe": "QbE", "sws2013": "QbE trained", "separation_stft": "SS", 
 _METRIC_NAMES = {"acc": "Acc", "slot_type_f1": "F1", "slot_value_cer": "CER", "si_sdri": "SI-SDRi", "stoi": "STOI",
                  "pesq": "PESQ", "f1_macro": "macro F1", "min_dcf": "minDCF", "wer_lm": "WER (LM)"}
 PROTOCOLS = ("dev", "s3prl")  # "dev" is the default and carries no mark
+LAST_UNDER_S3PRL = {"sws2013"}  # tasks whose s3prl protocol reports the last checkpoint, not one chosen on test
 ER_FOLDS = 5
 _ANNOTATE_MAX = 15  # write counts into confusion cells up to this many labels
 
@@ -269,7 +270,7 @@ class Cell:
         text += f" ({', '.join(notes)})" if notes else ""
         layers = sorted({r.layer for r in self.selected if r.layer is not None}) if column.task != "qbe" else []
         text += "".join(f" [L{layer}]" for layer in layers)
-        return text + ("†" if self.s3prl else "")
+        return text + (("§" if column.task in LAST_UNDER_S3PRL else "†") if self.s3prl else "")
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,8 @@ def build_table(runs: list[Run]) -> Table:
 _FOOTNOTES = {
     "†": "† `protocol: s3prl`: s3prl's selection on *test* (ASV: the checkpoint; SD: the threshold and median "
          "filter); not comparable with unmarked cells.",
+    "§": "§ `protocol: s3prl` (sws2013's default): the last checkpoint, as s3prl keeps no best one; not chosen on "
+         "test.",
     "‡": "‡ no test metric to show: the best-dev run was not evaluated on test (`superb evaluate -e EXPDIR "
          "-t test`), or no run reports the dev metric to select on.",
     "[L": "[Ln]: the selected run used hidden layer n only, not the learned weighted sum.",
