@@ -6,12 +6,13 @@ the weighted sum of 13 × 768 hidden states, no gradient accumulation: ``--task 
 → Linear, batch 32 × 1 s, Speech Commands), ``--task pr`` (linear CTC head, batch 16 LibriSpeech-like
 utterances of 2–6 s), ``--task asv`` (x-vector + AM-softmax, batch 10, VoxCeleb1 verification store,
 silence-trimmed), ``--task sd`` (LSTM + PIT, batch 8 two-speaker recordings of 8 s), ``--task phone_linear``
-(linear frame classifier, batch 32 bucketed as s3prl, CPC-style labels) or ``--task separation_stft`` (s3prl's
+(linear frame classifier, batch 32 bucketed as s3prl, CPC-style labels), ``--task separation_stft`` (s3prl's
 3 × BLSTM 896 mask head and uPIT loss, batch 8 two-speaker mixtures, the sources read from disk each step on
-both paths). Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU); a heavy head
+both paths) or ``--task sws2013`` (s3prl's QbE embedder, 16 pairs = 32 windows of 3 s a step: cut from the
+stored frames, or 3 s of audio through the upstream on the fly; no QUESST store, so no test). Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU); a heavy head
 (sd, separation_stft) bounds the ratio, as it costs the same on both paths.
 
-    python benchmarks/fit.py [--task ks|pr|asv|sd|phone_linear|separation_stft] [--size base] [--steps 40]
+    python benchmarks/fit.py [--task ks|pr|asv|sd|phone_linear|separation_stft|sws2013] [--size base] [--steps 40]
                              [--otf-steps 6] [--device cpu]
 """
 
@@ -33,6 +34,7 @@ from superb.testing.corpora import (
     make_librispeech,
     make_librispeech_phones,
     make_speech_commands,
+    make_sws2013,
     make_voxceleb1,
 )
 from superb.train.runner import FitArgs, fit
@@ -54,6 +56,8 @@ CORPORA = {
     "phone_linear": ("librispeech", _phones, 32, {}, ""),
     "separation_stft": ("separation", lambda root: (make_libri2mix(root, {"train-100": 16, "dev": 2, "test": 2},
                                                                   dev_subset=2), {}), 8, {}, ""),
+    "sws2013": ("sws2013", lambda root: (make_sws2013(root, docs_per_term=4) / "sws2013Database_dev_eval", {}),
+                16, {}, ""),
 }
 
 

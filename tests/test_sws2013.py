@@ -15,7 +15,7 @@ import torch
 from superb.extract.corpora.sws2013 import Sws2013
 from superb.extract.vad import speech_span
 from superb.stores.base import open_store
-from superb.testing.cli import finished, one_error_line, read_results, run_superb_here, torchrun
+from superb.testing.cli import alone_and_shared, one_error_line, read_results, run_superb_here
 from superb.testing.corpora import make_quesst14, make_sws2013, voice
 from superb.train.config import ModelConfig
 from superb.train.report import build_table, collect
@@ -256,11 +256,7 @@ def test_two_processes_train_as_one_and_the_fly_path_cuts_audio(qbe_stores, tmp_
                 "config.data.window_hop_seconds=0.25,,config.data.batch_size=8,,"
                 "config.runner.gradient_accumulate_steps=2")
     args = ("fit", "-d", "sws2013", "--features", str(stores), "-o", override)
-    shared = torchrun(*args, "-p", str(tmp_path / "two"))
-    alone = superb(*args, "-p", str(tmp_path / "one"))
-    assert alone.returncode == 0, alone.stderr
-    code, err = finished(shared)
-    assert code == 0, err
+    alone_and_shared(superb, args, tmp_path / "one", tmp_path / "two")
 
     def figures(expdir: Path) -> list[float]:
         log = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
@@ -277,3 +273,28 @@ def test_two_processes_train_as_one_and_the_fly_path_cuts_audio(qbe_stores, tmp_
     assert out["source"] == "on-the-fly" and out["notes"]["front_end"]["level"] == "peak"
     assert out["notes"]["test"]["languages"] == "all" and "each its own upstream input" in out["notes"]["windows"]
     assert len(read_stdlist(tmp_path / "otf" / "test" / "benchmark.stdlist.xml").scores) == 7  # basque query too
+
+
+def test_training_pairs_are_s3prls_with_times_in_the_stored_audio():
+    """Per query example: a positive per occurrence of its term (onset moved by what the vad front end cut from
+    the document's start) and one negative over the documents without the term (all of them for a term that
+    never occurs); the store's extra documents, not in the ECF, are never drawn."""
+    from superb.train.tasks.qbe.scoring import GroundTruth
+    from superb.train.tasks.sws2013.task import training_pairs
+
+    class Split:
+        def __init__(self, ids, records):
+            self.ids, self.records = np.array(ids, dtype=object), records
+
+        def __len__(self):
+            return len(self.ids)
+
+    cut = {"audio_edit": {"gain_db": 0.0, "keep": [[8000, 40000]]}}  # 0.5 s cut from d2's start
+    docs = Split(["d1", "d2", "d3", "extra"], [{"meta": {}}, {"meta": cut}, {"meta": {}}, {"meta": {}}])
+    queries = Split(["t1", "t1_01", "t2"], [{"meta": {"term": t}} for t in ("t1", "t1", "t2")])
+    store = type("Store", (), {"split": lambda self, name: {"docs": docs, "dev": queries}[name], "path": "s"})()
+    truth = GroundTruth(Path("gt"), {"d1": 5.0, "d2": 5.0, "d3": 5.0}, ["t1", "t2"], {"t1": {"d1", "d2"}, "t2": set()})
+    pairs = training_pairs(store, "dev", truth, [("d1", 1.0, 0.4, "t1"), ("d2", 2.0, 0.3, "t1")])
+    assert pairs == [Pair(0, 0, 1.0, 0.4), Pair(0, 1, 1.5, 0.3), Pair(0, -1, 0.0, 0.0, (2,)),
+                     Pair(1, 0, 1.0, 0.4), Pair(1, 1, 1.5, 0.3), Pair(1, -1, 0.0, 0.0, (2,)),
+                     Pair(2, -1, 0.0, 0.0, (0, 1, 2))]

@@ -27,6 +27,16 @@ def finished(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]
     return process.returncode, err
 
 
+def alone_and_shared(run_here: Any, args: tuple[str, ...], alone: Path, shared: Path, processes: int = 2) -> None:
+    """``superb ARGS -p ALONE`` in this process (``run_here``) while ``torchrun`` runs ``ARGS -p SHARED`` on
+    ``processes`` processes beside it; both must succeed."""
+    started = torchrun(*args, "-p", str(shared), processes=processes)
+    result = run_here(*args, "-p", str(alone))
+    assert result.returncode == 0, result.stderr
+    code, err = finished(started)
+    assert code == 0, err
+
+
 def run_superb(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m superb ARGS`` with this interpreter; ``env`` adds to the current environment."""
     return subprocess.run([sys.executable, "-m", "superb", *args], capture_output=True, text=True,
