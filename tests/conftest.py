@@ -152,8 +152,8 @@ def snips_root(corpora_dir: Path) -> Path:
 # of its own, so the one-test files (sf, asr) sit between files of many tests, not next to each other.
 LONGEST_FIRST = ("test_distributed_extract.py", "test_distributed_fit.py", "test_separation.py", "test_sf.py",
                  "test_fit_tasks.py", "test_asr.py", "test_intent.py", "test_sws2013.py", "test_phone.py",
-                 "test_asv.py", "test_fit.py", "test_ssl_upstreams.py", "test_sd.py", "test_mosei.py", "test_extract.py",
-                 "test_pr.py")
+                 "test_asv.py", "test_fit.py", "test_ssl_upstreams.py", "test_sd.py", "test_mosei.py",
+                 "test_extract.py", "test_pr.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
