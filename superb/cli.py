@@ -257,6 +257,50 @@ def evaluate(
 
 
 @app.command()
+def sweep(
+    task: Annotated[str, typer.Option("-d", "--task", "--downstream", help="task (see `superb tasks`)")],
+    features: Annotated[Path, typer.Option("--features", help="stores/UPSTREAM (or one store)")],
+    expdir: Annotated[Path, typer.Option("-p", "--expdir", help="one folder per head inside")],
+    lr: Annotated[Optional[str], typer.Option("--lr", help="learning rates, e.g. 1e-2,1e-3 (default: the config's)")]
+    = None,
+    seed: Annotated[str, typer.Option("--seed", help="seeds, e.g. 0,1,2")] = "0",
+    layer: Annotated[str, typer.Option("--layer", help="all (the weighted sum) and/or layer indices, e.g. all,6")]
+    = "all",
+    config: Annotated[Optional[Path], typer.Option("-c", "--config", help="default: the task's YAML")] = None,
+    override: Annotated[Optional[str], typer.Option("-o", "--override", help="as fit's, for every head")] = None,
+    auto_resume: Annotated[bool, typer.Option("-a", "--auto-resume", help="resume every head")] = False,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="er: the IEMOCAP session to test on")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="phone_*: the CPC phone label folder")] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    preload: Annotated[bool, typer.Option("--preload", help="hold the splits in RAM")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="batch-building threads")] = None,
+) -> None:
+    """Train the grid of learning rates × seeds × layers in one pass over the store (a head per point, each as
+    `superb fit` would write it), then name the best head on dev."""
+    from superb.distributed import context
+    from superb.train.sweep import SweepArgs, parse_values
+    from superb.train.sweep import sweep as run
+
+    args = SweepArgs(
+        task=task, expdir=str(expdir), features=str(features), lrs=parse_values(lr, "--lr", float) if lr else None,
+        seeds=parse_values(seed, "--seed", int), layers=parse_values(layer, "--layer", int), override=override,
+        config=str(config) if config else None, fold=fold, labels=str(labels.absolute()) if labels else None,
+        device=device, preload=preload, workers=workers)
+    summary = run(args, auto_resume=auto_resume)
+    if context().main:
+        metric = summary["metric"]
+        for head in summary["heads"]:
+            dev, test = head["dev"].get(metric), head["test"].get(metric)
+            mark = " diverged" if head["diverged_at_step"] is not None else ""
+            best = "  <- best dev" if head["name"] == summary["best"] else ""
+            typer.echo(f"{head['name']:<32} dev {metric} {_figure(dev)}  test {metric} {_figure(test)}{mark}{best}")
+
+
+def _figure(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
+
+
+@app.command()
 def report(
     result_dirs: Annotated[list[Path], typer.Argument(help="expdirs, or folders holding them")],
     out: Annotated[Optional[Path], typer.Option("--out", help="where report.md/csv/json and PNGs go")] = None,

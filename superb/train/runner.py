@@ -284,6 +284,32 @@ def fit(args: FitArgs, past_exp: Path | None = None, auto_resume: bool = False,
 
 def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Path | None, on_step,
          ctx: distributed.Context, device: torch.device) -> Path:
+    run = open_run(args, past_exp, auto_resume, init_ckpt, ctx, device)
+    with disk_errors(run.expdir, "-p", "rerun it with -a"):  # a full or read-only disk: one line
+        try:
+            run.trainer.fit(on_step=on_step)
+            if ctx.main:
+                write_results(run.trainer, run.expdir)
+        finally:
+            release(run.built.prepared)
+    return run.expdir
+
+
+@dataclass
+class Run:
+    """One run ready to train: its resolved args and config, expdir, data and model, and its trainer (resumed
+    where it stopped when asked)."""
+
+    args: FitArgs
+    config: Config
+    expdir: Path
+    built: Built
+    trainer: Trainer
+
+
+def open_run(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Path | None,
+             ctx: distributed.Context, device: torch.device) -> Run:
+    """Resolve, build and (with ``-a``/``-e``) resume a run, and write its run files."""
     resume = _resume_checkpoint(args, past_exp, auto_resume)
     if resume is not None:
         saved_args = FitArgs(**resume["args"])
@@ -326,13 +352,7 @@ def _fit(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Pat
         expdir.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty expdir
         if ctx.main:
             _write_run_files(expdir, args, config)
-        try:
-            trainer.fit(on_step=on_step)
-            if ctx.main:
-                write_results(trainer, expdir)
-        finally:
-            release(built.prepared)
-        return expdir
+    return Run(args, config, expdir, built, trainer)
 
 
 def _resume_checkpoint(args: FitArgs, past_exp: Path | None, auto_resume: bool) -> dict[str, Any] | None:
@@ -441,6 +461,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         "source": "store" if args["features"] else ("finetune" if args["finetune"] else "on-the-fly"),
         "batching": batching_record(trainer.config.data),
         **({"notes": trainer.prepared.notes} if trainer.prepared.notes else {}),
+        **({"diverged_at_step": trainer.diverged} if trainer.diverged is not None else {}),
         **extra,
     }
     weights = trainer.model.featurizer.layer_weights()

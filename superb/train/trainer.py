@@ -115,6 +115,8 @@ class Trainer:
     progress: Progress = field(default_factory=Progress)
     ctx: distributed.Context = field(default_factory=distributed.Context)
     accumulate: int | None = None  # batches per update in this process (None: the config's)
+    stop_on_divergence: bool = False  # a sweep stops a head whose loss is not finite (a fit keeps s3prl's skip)
+    diverged: int | None = None  # the step at which the loss stopped being finite (stop_on_divergence)
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -263,54 +265,76 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, on_step=None, show_progress: bool = True) -> None:
+        """Train from where ``progress`` stands to ``runner.total_steps`` on this run's own data stream."""
         with _StepBar(show_progress and self.ctx.main, self.progress.step, self.config.runner.total_steps) as bar:
-            self._fit(on_step, bar)
+            self.begin()
+            self.train_loader.batch_sampler.set_position(self.progress.position)
+            for batch in (self.train_loader if not self.done else ()):
+                if self.consume(_to(batch, self.device), on_step, bar):
+                    break
+            self.end()
 
-    def _fit(self, on_step, bar) -> None:
-        runner, progress, main = self.config.runner, self.progress, self.ctx.main
-        accumulate = self.accumulate
-        sampler = self.train_loader.batch_sampler
+    @property
+    def done(self) -> bool:
+        return self.progress.step >= self.config.runner.total_steps or self.diverged is not None
+
+    def begin(self) -> None:
+        """Ready the steps: train mode, no gradients, a fresh accumulation and rate window."""
         self.stepper.train()
         self.optimizer.zero_grad(set_to_none=True)
-        micro, started = 0, time.perf_counter()
-        sampler.set_position(progress.position)
-        for batch in (self.train_loader if progress.step < runner.total_steps else ()):
-            progress.position += self.ctx.world
-            micro += 1
-            batch = _to(batch, self.device)
-            with self._no_sync(micro % accumulate != 0):  # gradients are averaged once, at the update
-                logits, lengths = self.stepper(batch)
-                loss = self.task.loss(logits, lengths, batch)
-                (loss / accumulate).backward()
-            progress.loss_sum += float(loss.detach())
-            progress.loss_count += 1
-            if micro % accumulate:
-                continue
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, runner.gradient_clipping)
-            if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
-                self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            progress.step += 1
-            step = progress.step
-            if step % runner.log_step == 0:
-                loss_sum, loss_count = distributed.all_sum([progress.loss_sum, progress.loss_count])
-                if main:
-                    rate = runner.log_step / (time.perf_counter() - started)
-                    self.log({"step": step, "split": "train", "loss": loss_sum / loss_count,
-                              "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate})
-                progress.loss_sum, progress.loss_count, started = 0.0, 0, time.perf_counter()
-            if main and step % runner.eval_step == 0:
-                self._eval_round()
-            if main and step % runner.save_step == 0:
-                self.save(f"states-{step}.ckpt")
-                self._prune()
+        self._micro, self._started = 0, time.perf_counter()
+
+    def consume(self, batch: dict[str, Any], on_step=None, bar=None) -> bool:
+        """One batch of the stream (on the device): forward and backward, and after ``accumulate`` of them the
+        update with its logging, evaluation and checkpoints. True once the run is done (its last step, or its
+        loss not finite where ``stop_on_divergence``: a sweep stops such a head, the others go on)."""
+        runner, progress, main = self.config.runner, self.progress, self.ctx.main
+        progress.position += self.ctx.world
+        self._micro += 1
+        with self._no_sync(self._micro % self.accumulate != 0):  # gradients are averaged once, at the update
+            logits, lengths = self.stepper(batch)
+            loss = self.task.loss(logits, lengths, batch)
+            (loss / self.accumulate).backward()
+        value = float(loss.detach())
+        if self.stop_on_divergence and not math.isfinite(value):
+            self.diverged = progress.step
+            if main:
+                self.log({"step": progress.step, "split": "train", "diverged": True})
+            return True
+        progress.loss_sum += value
+        progress.loss_count += 1
+        if self._micro % self.accumulate:
+            return False
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, runner.gradient_clipping)
+        if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        progress.step += 1
+        step = progress.step
+        if step % runner.log_step == 0:
+            loss_sum, loss_count = distributed.all_sum([progress.loss_sum, progress.loss_count])
+            if main:
+                rate = runner.log_step / (time.perf_counter() - self._started)
+                self.log({"step": step, "split": "train", "loss": loss_sum / loss_count,
+                          "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate})
+            progress.loss_sum, progress.loss_count, self._started = 0.0, 0, time.perf_counter()
+        if main and step % runner.eval_step == 0:
+            self._eval_round()
+        if main and step % runner.save_step == 0:
+            self.save(f"states-{step}.ckpt")
+            self._prune()
+        if bar is not None:
             bar(step, progress)
-            if on_step is not None:
-                on_step(step)
-            if step >= runner.total_steps:
-                break
-        if main and progress.best_step is None and progress.step % runner.eval_step:  # final model not scored yet
+        if on_step is not None:
+            on_step(step)
+        return step >= runner.total_steps
+
+    def end(self) -> None:
+        """After the last step: score the final model if no evaluation did, keep it where it is the one
+        reported (last-checkpoint protocols), flush the logs."""
+        runner, progress, main = self.config.runner, self.progress, self.ctx.main
+        if main and self.diverged is None and progress.best_step is None and progress.step % runner.eval_step:
             self._eval_round()
         if main and selection_role(self.task, runner.protocol) is None and progress.step % runner.save_step:
             self.save(f"states-{progress.step}.ckpt")  # the reported (last) model stays loadable by evaluate

@@ -1,0 +1,229 @@
+"""``superb sweep``: the cross product of learning rates, seeds and layers trained in one pass over the data.
+
+Each grid point is a head with everything a ``superb fit`` has (its own featurizer weights, optimiser, schedule,
+RNG, checkpoints, TensorBoard run, ``results.json``) in ``EXPDIR/<name>/``, written exactly as that fit would write
+it; ``superb evaluate`` and ``superb report`` read it as one. The heads of one seed share the data stream (the batch
+order and crops are the seed's): each batch is read and built once and fed to every head in turn, each head under
+its own torch RNG state, so every head takes the steps its own ``superb fit`` takes and a sweep of one point *is*
+that fit. Seeds are separate streams, trained one after another.
+
+A head whose loss is not finite is stopped and marked (``diverged_at_step`` in its ``results.json``); the others go
+on. ``-a`` resumes every head from its own last checkpoint: heads that stopped at different points of the stream
+(a kill between their checkpoints) are fed again only from where each stood. ``EXPDIR/sweep.json`` lists the grid
+and the head with the best dev metric (the task's direction) with its test figures, SUPERB's selection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from superb import distributed
+from superb.errors import ConfigError, disk_errors
+from superb.extract.extraction import resolve_device
+from superb.files import write_text
+from superb.train.runner import FitArgs, Run, open_run, release, write_results
+from superb.train.trainer import Progress, _StepBar, _to
+
+ALL_LAYERS = "all"  # --layer all: the learned weighted sum of every stored layer
+
+
+@dataclass
+class SweepArgs:
+    task: str
+    expdir: str
+    features: str | None = None
+    lrs: list[float] | None = None  # None: the config's learning rate
+    seeds: list[int] = field(default_factory=lambda: [0])
+    layers: list[int | None] = field(default_factory=lambda: [None])  # None: the weighted sum
+    override: str | None = None
+    config: str | None = None
+    fold: int | None = None
+    labels: str | None = None
+    device: str = "auto"
+    preload: bool = False
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class Point:
+    lr: float | None
+    seed: int
+    layer: int | None
+
+    @property
+    def name(self) -> str:
+        parts = [] if self.lr is None else [f"lr{self.lr:g}"]
+        return "_".join(parts + [f"seed{self.seed}", f"layer{ALL_LAYERS if self.layer is None else self.layer}"])
+
+
+def parse_values(text: str, option: str, kind: type) -> list[Any]:
+    """``--lr 1e-2,1e-3`` → floats, ``--seed 0,1`` → ints, ``--layer all,6`` → None (all) and ints; one clear
+    line for anything else."""
+    out: list[Any] = []
+    for item in (part.strip() for part in text.split(",")):
+        if option == "--layer" and item == ALL_LAYERS:
+            out.append(None)
+            continue
+        try:
+            value = kind(item)
+        except ValueError:
+            what = "a number" if kind is float else "an integer" + (" or 'all'" if option == "--layer" else "")
+            raise ConfigError(f"{option} {text!r}: {item!r} is not {what}") from None
+        if kind is float and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{option} {text!r}: {item!r} is not a finite learning rate >= 0")
+        if kind is int and option == "--layer" and value < 0:
+            raise ConfigError(f"{option} {text!r}: layer {value} is negative")
+        out.append(value)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{option} {text!r}: a value is repeated")
+    return out
+
+
+def grid(args: SweepArgs) -> list[Point]:
+    lrs: list[float | None] = list(args.lrs) if args.lrs else [None]
+    return [Point(lr, seed, layer) for seed, lr, layer in itertools.product(args.seeds, lrs, args.layers)]
+
+
+def fit_args(args: SweepArgs, point: Point) -> FitArgs:
+    """The ``superb fit`` a head stands for."""
+    override = args.override or ""
+    if point.lr is not None:
+        override = ",,".join(filter(None, [override, f"config.optimizer.lr={point.lr!r}"]))
+    return FitArgs(task=args.task, features=args.features, expdir=str(Path(args.expdir) / point.name),
+                   config=args.config, override=override or None, seed=point.seed, layer=point.layer,
+                   fold=args.fold, labels=args.labels, device=args.device, preload=args.preload,
+                   workers=args.workers)
+
+
+class HeadRng:
+    """A head's own torch RNG state (CPU and CUDA), swapped in around each of its steps."""
+
+    def __init__(self) -> None:
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        torch.set_rng_state(self.cpu)
+        if self.cuda:
+            torch.cuda.set_rng_state_all(self.cuda)
+        try:
+            yield
+        finally:
+            self.cpu = torch.get_rng_state()
+            if self.cuda:
+                self.cuda = torch.cuda.get_rng_state_all()
+
+
+def sweep(args: SweepArgs, auto_resume: bool = False, on_step=None) -> dict[str, Any]:
+    """Train every grid point (resuming with ``auto_resume``); returns what ``EXPDIR/sweep.json`` holds.
+    ``on_step(name, step)`` is called after each head's update (tests stop a sweep midway with it)."""
+    if not args.features:
+        raise ConfigError("sweep needs --features STORE (a store's batches are what the heads share)")
+    points = grid(args)
+    ctx = distributed.context()
+    device = distributed.device_for(ctx, resolve_device(args.device))
+    distributed.init(device)
+    try:
+        heads: list[dict[str, Any]] = []
+        for seed in dict.fromkeys(p.seed for p in points):
+            heads += _train_group([p for p in points if p.seed == seed], args, auto_resume, on_step, ctx, device)
+        summary = _summary(args, heads)
+        if ctx.main:
+            write_text(Path(args.expdir) / "sweep.json", json.dumps(summary, indent=2))
+        return summary
+    finally:
+        distributed.finish()
+
+
+def _train_group(points: list[Point], args: SweepArgs, auto_resume: bool, on_step, ctx: distributed.Context,
+                 device: torch.device) -> list[dict[str, Any]]:
+    """The heads of one seed, fed one data stream."""
+    runs: list[Run] = []
+    rngs: list[HeadRng] = []
+    try:
+        for point in points:
+            runs.append(open_run(fit_args(args, point), None, auto_resume, None, ctx, device))
+            rngs.append(HeadRng())  # where this head's own fit would stand when its loop starts
+        _check_shared_stream(runs)
+        for run in runs:
+            run.trainer.stop_on_divergence = True
+        with disk_errors(Path(args.expdir), "-p", "rerun it with -a"):
+            _drive(runs, rngs, points, ctx, device, on_step)
+            out = []
+            for point, run, rng in zip(points, runs, rngs, strict=True):
+                with rng.active():
+                    results = write_results(run.trainer, run.expdir) if ctx.main else {}
+                out.append({"name": point.name, "lr": run.config.optimizer.lr, "seed": point.seed,
+                            "layer": point.layer, "expdir": str(run.expdir),
+                            "diverged_at_step": run.trainer.diverged,
+                            "dev": results.get("dev", {}), "test": results.get("test", {})})
+        return out
+    finally:
+        for run in runs:
+            release(run.built.prepared)
+
+
+def _check_shared_stream(runs: list[Run]) -> None:
+    """The heads of a stream must read it alike: the same data settings and step count (only lr, layer differ)."""
+    first = runs[0].config
+    for run in runs[1:]:
+        if run.config.data != first.data or run.config.runner != first.runner:
+            raise ConfigError(f"{run.expdir}: its data or runner settings differ from {runs[0].expdir}'s (a resumed "
+                              "head with other settings?); a sweep's heads share one data stream")
+
+
+def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distributed.Context,
+           device: torch.device, on_step) -> None:
+    trainers = [run.trainer for run in runs]
+    total = runs[0].config.runner.total_steps
+    for trainer in trainers:
+        trainer.begin()
+    waiting = [t for t in trainers if not t.done]
+    if waiting:
+        loader = trainers[0].train_loader  # every head's loader would give the same batches: read them once
+        position = min(t.progress.position for t in waiting)
+        loader.batch_sampler.set_position(position)
+        start = min(t.progress.step for t in trainers)
+        with _StepBar(ctx.main, start, total) as bar:
+            for batch in loader:
+                batch = _to(batch, device)
+                for k, trainer in enumerate(trainers):
+                    if trainer.done or trainer.progress.position != position:  # stopped, or resumed further on
+                        continue
+                    report = None if on_step is None else (lambda step, name=points[k].name: on_step(name, step))
+                    with rngs[k].active():
+                        trainer.consume(batch, report)
+                position += ctx.world
+                bar(min([t.progress.step for t in trainers if t.diverged is None] or [total]), Progress())
+                if all(t.done for t in trainers):
+                    break
+    for trainer, rng in zip(trainers, rngs, strict=True):
+        with rng.active():
+            trainer.end()
+
+
+def _summary(args: SweepArgs, heads: list[dict[str, Any]]) -> dict[str, Any]:
+    """The grid and SUPERB's pick: the head with the best dev metric (the task's direction), its test figures."""
+    from superb.registry import TASKS
+
+    task = TASKS.get(args.task)
+    metric, higher = task.metric, task.higher_is_better
+    scored = [h for h in heads if h["diverged_at_step"] is None and _finite(h["dev"].get(metric))]
+    best = (max if higher else min)(scored, key=lambda h: h["dev"][metric]) if scored else None
+    return {"task": TASKS.canonical(args.task), "metric": metric, "higher_is_better": higher,
+            "features": args.features, "grid": {"lr": args.lrs, "seed": args.seeds, "layer": args.layers},
+            "best": None if best is None else best["name"], "heads": heads}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

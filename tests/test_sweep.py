@@ -1,0 +1,108 @@
+"""``superb sweep``: heads trained together equal separate fits; kill and ``-a``; a diverging head; bad grids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from superb.testing.cli import one_error_line, read_results, run_superb_here
+from superb.train.sweep import SweepArgs, sweep
+
+STEPS = ("config.runner.total_steps=40,,config.runner.eval_step=20,,config.runner.log_step=10,,"
+         "config.runner.save_step=20")
+LRS = (1e-2, 1e-3, 1e-4)
+
+
+def superb(*args: str) -> subprocess.CompletedProcess:
+    return run_superb_here(*args, threads=1)
+
+
+def losses(expdir: Path) -> list[tuple]:
+    log = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
+    return [(r["step"], r["split"], r.get("loss"), r.get("acc"), r.get("lr")) for r in log]
+
+
+@pytest.fixture(scope="module")
+def swept(ks_small, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Three learning rates swept together on the tiny Speech Commands store (fbank without CMVN)."""
+    _, stores = ks_small
+    out = tmp_path_factory.mktemp("sweep") / "ks"
+    result = superb("sweep", "-d", "ks", "--features", str(stores / "fbank_plain"), "-p", str(out),
+                    "--lr", ",".join(map(str, LRS)), "-o", STEPS)
+    assert result.returncode == 0, result.stderr
+    return stores / "fbank_plain", out
+
+
+def test_each_head_is_the_fit_it_stands_for(swept, tmp_path):
+    """Per head: the same log (losses, dev accuracy, learning rate at every step) and results as its own fit."""
+    store, out = swept
+    summary = json.loads((out / "sweep.json").read_text())
+    assert [h["name"] for h in summary["heads"]] == [f"lr{lr:g}_seed0_layerall" for lr in LRS]
+    for lr in LRS:
+        alone = superb("fit", "-d", "ks", "--features", str(store), "-p", str(tmp_path / f"{lr:g}"),
+                       "-o", f"{STEPS},,config.optimizer.lr={lr}")
+        assert alone.returncode == 0, alone.stderr
+        head = out / f"lr{lr:g}_seed0_layerall"
+        assert losses(head) == losses(tmp_path / f"{lr:g}")
+        ours, theirs = read_results(head), read_results(tmp_path / f"{lr:g}")
+        assert (ours["dev"], ours["test"], ours["best_step"], ours["lr"]) == \
+               (theirs["dev"], theirs["test"], theirs["best_step"], theirs["lr"])
+    best = max(summary["heads"], key=lambda h: h["dev"]["acc"])
+    assert summary["best"] == best["name"] and summary["metric"] == "acc"
+    evaluated = superb("evaluate", "-e", str(out / best["name"]), "-t", "test")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["acc"] == pytest.approx(best["test"]["acc"])
+
+
+def test_a_sweep_killed_between_heads_resumes_to_the_same_heads(swept, tmp_path):
+    """Stopped right after the second head's step-20 checkpoint (the first has it too, the third not): ``-a``
+    resumes the first two from step 20 and the third from the start, and all end as the uninterrupted sweep."""
+    store, out = swept
+    args = SweepArgs(task="ks", expdir=str(tmp_path / "ks"), features=str(store), lrs=list(LRS), override=STEPS)
+
+    class Killed(Exception):
+        pass
+
+    def kill(name: str, step: int) -> None:
+        if name.startswith("lr0.001") and step == 20:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sweep(args, on_step=kill)
+    heads = [f"lr{lr:g}_seed0_layerall" for lr in LRS]
+    saved = {h: sorted(c.name for c in (tmp_path / "ks" / h).glob("states-*")) for h in heads}
+    assert list(saved.values()) == [["states-20.ckpt"], ["states-20.ckpt"], []]  # the third had not reached 20
+    refused = superb("sweep", "-d", "ks", "--features", str(store), "-p", str(tmp_path / "ks"), "--lr", "0.01,0.001")
+    assert "already holds a run" in one_error_line(refused)
+    sweep(args, auto_resume=True)
+    for name in heads:
+        assert losses(tmp_path / "ks" / name) == losses(out / name)
+        assert read_results(tmp_path / "ks" / name)["test"] == read_results(out / name)["test"]
+
+
+def test_a_diverging_head_stops_and_the_others_go_on(swept, tmp_path):
+    store, out = swept
+    result = superb("sweep", "-d", "ks", "--features", str(store), "-p", str(tmp_path / "ks"), "--lr", "1e-3,1e30",
+                    "-o", STEPS)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "ks" / "sweep.json").read_text())
+    sane, wild = summary["heads"]
+    assert wild["diverged_at_step"] is not None and sane["diverged_at_step"] is None
+    assert summary["best"] == sane["name"] and "diverged" in result.stdout
+    assert losses(tmp_path / "ks" / sane["name"]) == losses(out / sane["name"])
+    assert read_results(tmp_path / "ks" / wild["name"])["diverged_at_step"] == wild["diverged_at_step"]
+
+
+def test_bad_grids_fail_in_one_line(ks_small, tmp_path):
+    _, stores = ks_small
+    base = ("sweep", "-d", "ks", "--features", str(stores / "fbank_plain"), "-p", str(tmp_path / "s"))
+    assert "--lr 'abc': 'abc' is not a number" in one_error_line(superb(*base, "--lr", "abc"))
+    assert "--seed '0,x'" in one_error_line(superb(*base, "--seed", "0,x"))
+    assert "--lr '1e-3,1e-3': a value is repeated" in one_error_line(superb(*base, "--lr", "1e-3,1e-3"))
+    assert "layer 7 is not in the store" in one_error_line(superb(*base, "--layer", "all,7", "-o", STEPS))
+    assert not (tmp_path / "s" / "sweep.json").exists()
+    shutil.rmtree(tmp_path / "s", ignore_errors=True)
