@@ -259,8 +259,15 @@ def evaluate(
 @app.command()
 def sweep(
     task: Annotated[str, typer.Option("-d", "--task", "--downstream", help="task (see `superb tasks`)")],
-    features: Annotated[Path, typer.Option("--features", help="stores/UPSTREAM (or one store)")],
     expdir: Annotated[Path, typer.Option("-p", "--expdir", help="one folder per head inside")],
+    features: Annotated[Optional[Path], typer.Option("--features", help="stores/UPSTREAM (or one store)")] = None,
+    upstream: Annotated[Optional[str], typer.Option("-u", "--upstream", help="on the fly: the upstream, run once "
+                                                    "per batch for every head")] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", help="on the fly: the corpus folder")] = None,
+    test_root: Annotated[Optional[Path], typer.Option("--test-root", help="as fit's")] = None,
+    ckpt: Annotated[Optional[Path], typer.Option("--ckpt", help="on the fly: upstream checkpoint")] = None,
+    random_init: Annotated[Optional[str], typer.Option("--random-init", help="on the fly: tiny|base|large")] = None,
+    upstream_config: Annotated[Optional[Path], typer.Option("-g", "--upstream-config")] = None,
     lr: Annotated[Optional[str], typer.Option("--lr", help="learning rates, e.g. 1e-2,1e-3 (default: the config's)")]
     = None,
     seed: Annotated[str, typer.Option("--seed", help="seeds, e.g. 0,1,2")] = "0",
@@ -274,6 +281,8 @@ def sweep(
     device: Annotated[str, typer.Option("--device")] = "auto",
     preload: Annotated[bool, typer.Option("--preload", help="hold the splits in RAM")] = False,
     workers: Annotated[Optional[int], typer.Option("--workers", help="batch-building threads")] = None,
+    halving: Annotated[Optional[int], typer.Option(
+        "--halving", help="every this many steps (a multiple of eval_step), stop the worse half on dev")] = None,
 ) -> None:
     """Train the grid of learning rates × seeds × layers in one pass over the store (a head per point, each as
     `superb fit` would write it), then name the best head on dev."""
@@ -282,16 +291,21 @@ def sweep(
     from superb.train.sweep import sweep as run
 
     args = SweepArgs(
-        task=task, expdir=str(expdir), features=str(features), lrs=parse_values(lr, "--lr", float) if lr else None,
+        task=task, expdir=str(expdir), features=str(features) if features else None, upstream=upstream,
+        root=str(root) if root else None, test_root=str(test_root) if test_root else None,
+        ckpt=str(ckpt) if ckpt else None, random_init=random_init,
+        upstream_config=_yaml_mapping(upstream_config, "--upstream-config"),
+        lrs=parse_values(lr, "--lr", float) if lr else None,
         seeds=parse_values(seed, "--seed", int), layers=parse_values(layer, "--layer", int), override=override,
         config=str(config) if config else None, fold=fold, labels=str(labels.absolute()) if labels else None,
-        device=device, preload=preload, workers=workers)
+        device=device, preload=preload, workers=workers, halving=halving)
     summary = run(args, auto_resume=auto_resume)
     if context().main:
         metric = summary["metric"]
         for head in summary["heads"]:
             dev, test = head["dev"].get(metric), head["test"].get(metric)
-            mark = " diverged" if head["diverged_at_step"] is not None else ""
+            mark = " diverged" if head["diverged_at_step"] is not None else \
+                f" stopped by halving at step {head['halted_at_step']}" if head["halted_at_step"] is not None else ""
             best = "  <- best dev" if head["name"] == summary["best"] else ""
             typer.echo(f"{head['name']:<32} dev {metric} {_figure(dev)}  test {metric} {_figure(test)}{mark}{best}")
 

@@ -106,3 +106,69 @@ def test_bad_grids_fail_in_one_line(ks_small, tmp_path):
     assert "layer 7 is not in the store" in one_error_line(superb(*base, "--layer", "all,7", "-o", STEPS))
     assert not (tmp_path / "s" / "sweep.json").exists()
     shutil.rmtree(tmp_path / "s", ignore_errors=True)
+
+
+def test_the_report_shows_the_grid_and_plots_it(swept, tmp_path):
+    from superb.train.report import build_table, collect, write_report
+
+    _, out = swept
+    runs = collect([out])
+    written = write_report(build_table(runs), runs, tmp_path / "report")
+    text = written["report.md"].read_text()
+    grid = text.split("## Learning-rate grids", 1)[1]
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in grid.splitlines()
+            if line.startswith("| 0.")}
+    heads = {h["lr"]: h for h in json.loads((out / "sweep.json").read_text())["heads"]}
+    assert rows == {f"{lr:g}": f"{100 * heads[lr]['dev']['acc']:.2f}" for lr in LRS}
+    plot = tmp_path / "report" / "plots" / "lr-grid-ks-fbank.png"
+    assert plot in written.values() and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_halving_stops_the_worse_half_and_resumes_its_decisions(swept, tmp_path):
+    """``--halving 20``: at step 20 the worst of three heads by dev accuracy stops (its log and best checkpoint
+    end there); killed at step 30 and resumed with ``-a``, the kept heads end as in the sweep without halving."""
+    store, out = swept
+    args = SweepArgs(task="ks", expdir=str(tmp_path / "ks"), features=str(store), lrs=list(LRS), override=STEPS,
+                     halving=20)
+
+    class Killed(Exception):
+        pass
+
+    def kill(name: str, step: int) -> None:
+        if step == 30:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sweep(args, on_step=kill)
+    summary = sweep(args, auto_resume=True)
+    (round_,) = summary["halving"]["rounds"]
+    dev20 = {name: [r["acc"] for r in map(json.loads, (out / name / "log.jsonl").read_text().splitlines())
+                    if r["step"] == 20 and r["split"] == "dev"][0] for name in round_["scores"]}
+    assert round_["step"] == 20 and round_["scores"] == pytest.approx(dev20)
+    (stopped,) = round_["stopped"]
+    assert dev20[stopped] == min(dev20.values())
+    for head in summary["heads"]:
+        mine, plain = losses(tmp_path / "ks" / head["name"]), losses(out / head["name"])
+        if head["name"] == stopped:
+            assert head["halted_at_step"] == 20 and mine == [r for r in plain if r[0] <= 20]
+            assert read_results(tmp_path / "ks" / stopped)["halted_at_step"] == 20
+        else:
+            assert head["halted_at_step"] is None and mine == plain
+
+
+def test_on_the_fly_the_upstream_runs_once_for_every_head(ks_small, tmp_path):
+    """``-u``: one frozen upstream, its features fed to each head; every head still equals its own fit."""
+    root, _ = ks_small
+    plain = tmp_path / "fbank.yaml"
+    plain.write_text("cmvn: false\n")
+    short = STEPS.replace("total_steps=40", "total_steps=20").replace("eval_step=20", "eval_step=10")
+    source = ("-u", "fbank", "-g", str(plain), "--root", str(root))
+    result = superb("sweep", "-d", "ks", *source, "-p", str(tmp_path / "sweep"), "--lr", "1e-2,1e-3", "-o", short)
+    assert result.returncode == 0, result.stderr
+    for lr in ("0.01", "0.001"):
+        alone = superb("fit", "-d", "ks", *source, "-p", str(tmp_path / lr), "-o", f"{short},,config.optimizer.lr={lr}")
+        assert alone.returncode == 0, alone.stderr
+        head = tmp_path / "sweep" / f"lr{lr}_seed0_layerall"
+        assert losses(head) == losses(tmp_path / lr)
+        assert read_results(head)["source"] == "on-the-fly" and read_results(head)["test"] == \
+               read_results(tmp_path / lr)["test"]

@@ -404,6 +404,67 @@ def _detail_rows(table: Table, runs: list[Run]) -> list[list[str]]:
     return rows
 
 
+def lr_grids(table: Table, runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    """Runs of one task and upstream tried at two or more learning rates (a sweep, or fits by hand), keyed
+    ``(task, upstream label)``: what the report shows as a grid and plots against the learning rate."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.lr is not None:
+            groups.setdefault((run.task, table.label(run)), []).append(run)
+    return {key: group for key, group in sorted(groups.items()) if len({r.lr for r in group}) > 1}
+
+
+def _grid_metric(task: str) -> str:
+    return TASK_METRICS.get(task, ("acc",))[0]
+
+
+def _grid_line(run: Run) -> str:
+    layer = "weighted" if run.layer is None else f"layer {run.layer}"
+    fold = f" · fold {run.fold}" if run.fold is not None else ""
+    return f"seed {run.seed} · {layer}{fold}"
+
+
+def _grid_markdown(task: str, label: str, group: list[Run]) -> list[str]:
+    """Dev metric per learning rate (rows) and seed × layer (columns)."""
+    metric = _grid_metric(task)
+    column = Column(task, metric)
+    lines = sorted({_grid_line(r) for r in group})
+    lrs = sorted({r.lr for r in group}, reverse=True)
+    cell = {(r.lr, _grid_line(r)): r for r in group}
+    rows = []
+    for lr in lrs:
+        values = []
+        for line in lines:
+            run = cell.get((lr, line))
+            value = None if run is None else run.dev.get(metric)
+            values.append("–" if value is None or value != value else column.format(value))
+        rows.append(_md_row([f"{lr:g}", *values]))
+    return [f"\n### {_TASK_NAMES.get(task, task.upper())} · {label} (dev {column.header.split(' ', 1)[-1]})\n",
+            _md_row(["lr", *lines]), "|---" + "|---:" * len(lines) + "|", *rows]
+
+
+def plot_lr_grid(task: str, group: list[Run], title: str, path: Path) -> Path:
+    """Dev metric against the learning rate (log scale), a line per seed × layer."""
+    from matplotlib.figure import Figure
+
+    metric = _grid_metric(task)
+    column = Column(task, metric)
+    fig = Figure(figsize=(5.0, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    for line in sorted({_grid_line(r) for r in group}):
+        points = sorted((r.lr, r.dev.get(metric)) for r in group if _grid_line(r) == line)
+        points = [(lr, v) for lr, v in points if v is not None and v == v]
+        if points:
+            scale = 100.0 if column.unit == "%" else 1.0
+            ax.plot([lr for lr, _ in points], [v * scale for _, v in points], marker="o", label=line)
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate", ylabel=f"dev {metric}" + (" (%)" if column.unit == "%" else ""))
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
 def render_markdown(table: Table, runs: list[Run], plots: dict[str, Path] | None = None) -> str:
     """The report as Markdown: the SUPERB table, its footnotes, then every run."""
     cells = [[row.label] + [row.cells[c.key].text(c) if c.key in row.cells else "–" for c in table.columns]
@@ -418,6 +479,12 @@ def render_markdown(table: Table, runs: list[Run], plots: dict[str, Path] | None
     lines += ["", "## Runs", "", _md_row(["task", "upstream", "name", "selected", "best_step", "dev", "test",
                                           "lr", "seed", "layer/fold", "protocol"]),
               "|---" * 11 + "|", *map(_md_row, _detail_rows(table, runs))]
+    grids = lr_grids(table, runs)
+    if grids:
+        lines += ["", "## Learning-rate grids", "", "Each run's dev metric (the task's selection metric); the "
+                  "SUPERB table above takes the best of each task and upstream."]
+        for (task, label), group in grids.items():
+            lines += _grid_markdown(task, label, group)
     if plots:
         lines += ["", "## Plots", ""] + [f"- [{key}]({key})" for key in sorted(plots)]
     return "\n".join(lines) + "\n"
@@ -517,7 +584,15 @@ def write_plots(table: Table, runs: list[Run], out_dir: Path) -> dict[str, Path]
             (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             title = textwrap.fill(f"{run.task} · {run.name} · {what}", 50) + "\n" + table.label(run)
             written[rel] = plot(data, title, out_dir / rel)
+    for (task, label), group in lr_grids(table, runs).items():
+        rel = f"plots/lr-grid-{task}-{_safe(label)}.png"
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        written[rel] = plot_lr_grid(task, group, f"{task} · {label}", out_dir / rel)
     return written
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60]
 
 
 def write_report(table: Table, runs: list[Run], out_dir: Path) -> dict[str, Path]:

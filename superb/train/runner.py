@@ -151,8 +151,9 @@ class Built:
     identity: dict[str, Any]
 
 
-def build_run(args: FitArgs, config: Config) -> Built:
-    """Task, data and model of a run, from a store or (with ``-u``) from the corpus on the fly."""
+def build_run(args: FitArgs, config: Config, upstream: Any = None) -> Built:
+    """Task, data and model of a run, from a store or (with ``-u``) from the corpus on the fly; ``upstream``:
+    one made already, which the run shares (a sweep's heads share one frozen upstream)."""
     task = TASKS.get(args.task)
     if config.runner.protocol == "s3prl" and not any(getattr(task, flag, False) for flag in (
             "s3prl_selects_on_test", "s3prl_selects_last")):
@@ -188,9 +189,7 @@ def build_run(args: FitArgs, config: Config) -> Built:
     test_corpus = getattr(task, "test_corpus", None)  # sws2013: --test-root is another corpus (QUESST 2014)
     if args.test_root and test_corpus is None:
         options["test_root"] = args.test_root
-    upstream = UPSTREAMS.get(args.upstream).create(
-        ckpt=Path(args.ckpt) if args.ckpt else None, options=args.upstream_config,
-        random_init=args.random_init, seed=args.seed)
+    upstream = upstream or make_upstream(args)
     source = CorpusSource(task.corpus, Path(args.root), options, upstream.spec)
     if test_corpus is not None and args.test_root:
         source.test_source = CorpusSource(test_corpus, Path(args.test_root), dict(task.test_corpus_options),
@@ -209,6 +208,13 @@ def build_run(args: FitArgs, config: Config) -> Built:
     identity = {"path": None, "upstream": upstream.identity(), "corpus": source.attrs["corpus"],
                 "layers": featurizer.layers, "dtype": "float32"}
     return Built(task, prepared, model, datasets, D.collate if own is not None else collate_waves, identity)
+
+
+def make_upstream(args: FitArgs) -> Any:
+    """The on-the-fly path's upstream, as ``-u``, ``--ckpt``, ``-g`` and ``--random-init`` ask."""
+    return UPSTREAMS.get(args.upstream).create(
+        ckpt=Path(args.ckpt) if args.ckpt else None, options=args.upstream_config,
+        random_init=args.random_init, seed=args.seed)
 
 
 def _check_preload(store: FeatureStore, prepared: Any) -> None:
@@ -308,8 +314,9 @@ class Run:
 
 
 def open_run(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt: Path | None,
-             ctx: distributed.Context, device: torch.device) -> Run:
-    """Resolve, build and (with ``-a``/``-e``) resume a run, and write its run files."""
+             ctx: distributed.Context, device: torch.device, upstream: Any = None) -> Run:
+    """Resolve, build and (with ``-a``/``-e``) resume a run, and write its run files (``upstream``: a shared
+    on-the-fly upstream, see ``build_run``)."""
     resume = _resume_checkpoint(args, past_exp, auto_resume)
     if resume is not None:
         saved_args = FitArgs(**resume["args"])
@@ -334,7 +341,7 @@ def open_run(args: FitArgs, past_exp: Path | None, auto_resume: bool, init_ckpt:
             print(f"distributed: {ctx.world} processes × batch {batch} × accumulation {accumulate} = effective batch "
                   f"{ctx.world * batch * accumulate} (the config's {config.data.batch_size} × "
                   f"{config.runner.gradient_accumulate_steps})", file=sys.stderr)
-        built = build_run(args, config)
+        built = build_run(args, config, upstream)
         built.model.to(device)
         train_loader, evals = _loaders(built, config, args.seed, ctx, batch)
         meta = {"args": args.to_dict(), "config": config.to_dict(), "store": built.identity,
@@ -462,6 +469,7 @@ def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
         "batching": batching_record(trainer.config.data),
         **({"notes": trainer.prepared.notes} if trainer.prepared.notes else {}),
         **({"diverged_at_step": trainer.diverged} if trainer.diverged is not None else {}),
+        **({"halted_at_step": trainer.halted_at} if trainer.halted_at is not None else {}),
         **extra,
     }
     weights = trainer.model.featurizer.layer_weights()

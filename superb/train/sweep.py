@@ -30,7 +30,7 @@ from superb import distributed
 from superb.errors import ConfigError, disk_errors
 from superb.extract.extraction import resolve_device
 from superb.files import write_text
-from superb.train.runner import FitArgs, Run, open_run, release, write_results
+from superb.train.runner import FitArgs, Run, make_upstream, open_run, release, write_results
 from superb.train.trainer import Progress, _StepBar, _to
 
 ALL_LAYERS = "all"  # --layer all: the learned weighted sum of every stored layer
@@ -41,6 +41,12 @@ class SweepArgs:
     task: str
     expdir: str
     features: str | None = None
+    upstream: str | None = None  # on the fly: one frozen upstream, run once per batch for every head
+    root: str | None = None
+    test_root: str | None = None
+    ckpt: str | None = None
+    random_init: str | None = None
+    upstream_config: dict[str, Any] = field(default_factory=dict)
     lrs: list[float] | None = None  # None: the config's learning rate
     seeds: list[int] = field(default_factory=lambda: [0])
     layers: list[int | None] = field(default_factory=lambda: [None])  # None: the weighted sum
@@ -51,6 +57,7 @@ class SweepArgs:
     device: str = "auto"
     preload: bool = False
     workers: int | None = None
+    halving: int | None = None  # every this many steps, stop the worse half of a seed's live heads (dev metric)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,9 @@ def fit_args(args: SweepArgs, point: Point) -> FitArgs:
     override = args.override or ""
     if point.lr is not None:
         override = ",,".join(filter(None, [override, f"config.optimizer.lr={point.lr!r}"]))
-    return FitArgs(task=args.task, features=args.features, expdir=str(Path(args.expdir) / point.name),
+    return FitArgs(task=args.task, features=args.features, upstream=args.upstream, root=args.root,
+                   test_root=args.test_root, ckpt=args.ckpt, random_init=args.random_init,
+                   upstream_config=dict(args.upstream_config), expdir=str(Path(args.expdir) / point.name),
                    config=args.config, override=override or None, seed=point.seed, layer=point.layer,
                    fold=args.fold, labels=args.labels, device=args.device, preload=args.preload,
                    workers=args.workers)
@@ -127,8 +136,8 @@ class HeadRng:
 def sweep(args: SweepArgs, auto_resume: bool = False, on_step=None) -> dict[str, Any]:
     """Train every grid point (resuming with ``auto_resume``); returns what ``EXPDIR/sweep.json`` holds.
     ``on_step(name, step)`` is called after each head's update (tests stop a sweep midway with it)."""
-    if not args.features:
-        raise ConfigError("sweep needs --features STORE (a store's batches are what the heads share)")
+    if bool(args.features) == bool(args.upstream and args.root):
+        raise ConfigError("sweep needs --features STORE, or -u UPSTREAM with --root CORPUS (on the fly), not both")
     points = grid(args)
     ctx = distributed.context()
     device = distributed.device_for(ctx, resolve_device(args.device))
@@ -150,22 +159,24 @@ def _train_group(points: list[Point], args: SweepArgs, auto_resume: bool, on_ste
     """The heads of one seed, fed one data stream."""
     runs: list[Run] = []
     rngs: list[HeadRng] = []
+    shared = make_upstream(fit_args(args, points[0])) if args.upstream else None  # random init: the seed's
     try:
         for point in points:
-            runs.append(open_run(fit_args(args, point), None, auto_resume, None, ctx, device))
+            runs.append(open_run(fit_args(args, point), None, auto_resume, None, ctx, device, shared))
             rngs.append(HeadRng())  # where this head's own fit would stand when its loop starts
         _check_shared_stream(runs)
+        halving = Halving(Path(args.expdir), args.halving, runs, points) if args.halving else None
         for run in runs:
             run.trainer.stop_on_divergence = True
         with disk_errors(Path(args.expdir), "-p", "rerun it with -a"):
-            _drive(runs, rngs, points, ctx, device, on_step)
+            _drive(runs, rngs, points, ctx, device, on_step, halving)
             out = []
             for point, run, rng in zip(points, runs, rngs, strict=True):
                 with rng.active():
                     results = write_results(run.trainer, run.expdir) if ctx.main else {}
                 out.append({"name": point.name, "lr": run.config.optimizer.lr, "seed": point.seed,
                             "layer": point.layer, "expdir": str(run.expdir),
-                            "diverged_at_step": run.trainer.diverged,
+                            "diverged_at_step": run.trainer.diverged, "halted_at_step": run.trainer.halted_at,
                             "dev": results.get("dev", {}), "test": results.get("test", {})})
         return out
     finally:
@@ -182,8 +193,71 @@ def _check_shared_stream(runs: list[Run]) -> None:
                               "head with other settings?); a sweep's heads share one data stream")
 
 
+class Halving:
+    """Successive halving: at every ``every`` steps the live heads of a stream are ranked by the dev metric they
+    logged at that step, and the worse half (rounded down) stops. Each round is written to ``EXPDIR/halving.json``
+    before it takes effect, so a resumed sweep stops the same heads where they were stopped."""
+
+    def __init__(self, expdir: Path, every: int, runs: list[Run], points: list[Point]):
+        runner = runs[0].config.runner
+        if every % runner.eval_step or "dev" not in runner.eval_dataloaders:
+            raise ConfigError(f"--halving {every}: heads are compared on the dev metric logged every "
+                              f"runner.eval_step ({runner.eval_step}) steps; give a multiple of it (and keep dev in "
+                              "runner.eval_dataloaders)")
+        self.path, self.every, self.runs, self.points = expdir / "halving.json", every, runs, points
+        self.rounds: list[dict[str, Any]] = json.loads(self.path.read_text())["rounds"] if self.path.is_file() else []
+        names = {p.name for p in points}
+        mine = [r for r in self.rounds if set(r["kept"]) | set(r["stopped"]) <= names]  # this stream's rounds
+        self.decided = {r["step"] for r in mine}
+        # a resumed head stopped by a recorded round trains up to that round's step again (its later checkpoints
+        # and log lines were dropped on resume), then stops there
+        self.planned = {name: r["step"] for r in mine for name in r["stopped"]}
+        self._apply_planned()
+
+    def _apply_planned(self) -> None:
+        for run, point in zip(self.runs, self.points, strict=True):
+            step = self.planned.get(point.name)
+            if step is not None and not run.trainer.done and run.trainer.progress.step >= step:
+                run.trainer.halted_at = step
+
+    def after_batch(self, ctx: distributed.Context) -> None:
+        self._apply_planned()
+        live = [(run, point) for run, point in zip(self.runs, self.points, strict=True) if not run.trainer.done]
+        steps = {run.trainer.progress.step for run, _ in live}
+        if len(live) < 2 or len(steps) != 1:
+            return
+        step = steps.pop()
+        if step % self.every or step in self.decided:
+            return
+        self.decided.add(step)
+        task = live[0][0].trainer.task
+        scores = [_logged(run.expdir, step, task.metric) if ctx.main else 0.0 for run, _ in live]
+        scores = distributed.all_sum(scores)  # the main process read the logs; every process takes its decision
+        worst = -math.inf if task.higher_is_better else math.inf
+        ranked = sorted(range(len(live)), key=lambda k: scores[k] if scores[k] == scores[k] else worst,
+                        reverse=task.higher_is_better)  # stable: ties keep grid order
+        stopped = sorted(ranked[len(live) - len(live) // 2:])
+        record = {"step": step, "metric": task.metric, "scores": {p.name: scores[k] for k, (_, p) in enumerate(live)},
+                  "kept": [live[k][1].name for k in ranked[: len(live) - len(live) // 2]],
+                  "stopped": [live[k][1].name for k in stopped]}
+        self.rounds.append(record)
+        if ctx.main:
+            write_text(self.path, json.dumps({"every": self.every, "rounds": self.rounds}, indent=2))
+        for k in stopped:
+            live[k][0].trainer.halted_at = step
+
+
+def _logged(expdir: Path, step: int, metric: str) -> float:
+    """The dev ``metric`` a head logged at ``step`` (NaN if it has none)."""
+    for line in (expdir / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("step") == step and record.get("split") == "dev" and metric in record:
+            return float(record[metric])
+    return math.nan
+
+
 def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distributed.Context,
-           device: torch.device, on_step) -> None:
+           device: torch.device, on_step, halving: Halving | None = None) -> None:
     trainers = [run.trainer for run in runs]
     total = runs[0].config.runner.total_steps
     for trainer in trainers:
@@ -195,8 +269,13 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
         loader.batch_sampler.set_position(position)
         start = min(t.progress.step for t in trainers)
         with _StepBar(ctx.main, start, total) as bar:
+            upstream = runs[0].built.model.upstream  # on the fly: shared by every head, frozen
             for batch in loader:
                 batch = _to(batch, device)
+                if upstream is not None:  # run once for all heads; each head's model then reads the features
+                    with torch.no_grad():
+                        hidden, lengths = upstream(batch["wavs"], batch["wav_lengths"])
+                    batch = {**batch, "features": hidden, "lengths": lengths.to(hidden.device)}
                 for k, trainer in enumerate(trainers):
                     if trainer.done or trainer.progress.position != position:  # stopped, or resumed further on
                         continue
@@ -204,7 +283,10 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
                     with rngs[k].active():
                         trainer.consume(batch, report)
                 position += ctx.world
-                bar(min([t.progress.step for t in trainers if t.diverged is None] or [total]), Progress())
+                if halving is not None:
+                    halving.after_batch(ctx)
+                bar(min([t.progress.step for t in trainers if t.diverged is None and t.halted_at is None]
+                        or [total]), Progress())
                 if all(t.done for t in trainers):
                     break
     for trainer, rng in zip(trainers, rngs, strict=True):
@@ -219,10 +301,12 @@ def _summary(args: SweepArgs, heads: list[dict[str, Any]]) -> dict[str, Any]:
     task = TASKS.get(args.task)
     metric, higher = task.metric, task.higher_is_better
     scored = [h for h in heads if h["diverged_at_step"] is None and _finite(h["dev"].get(metric))]
+    halving = Path(args.expdir) / "halving.json"
     best = (max if higher else min)(scored, key=lambda h: h["dev"][metric]) if scored else None
     return {"task": TASKS.canonical(args.task), "metric": metric, "higher_is_better": higher,
             "features": args.features, "grid": {"lr": args.lrs, "seed": args.seeds, "layer": args.layers},
-            "best": None if best is None else best["name"], "heads": heads}
+            "best": None if best is None else best["name"], "heads": heads,
+            **({"halving": json.loads(halving.read_text())} if args.halving and halving.is_file() else {})}
 
 
 def _finite(value: Any) -> bool:

@@ -56,8 +56,8 @@ class DownstreamModel(nn.Module):
         return self
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
-        if self.upstream is None:
-            hidden, lengths = batch["features"], batch["lengths"]
+        if self.upstream is None or ("features" in batch and not self.finetune):  # stored, or shared (a sweep's
+            hidden, lengths = batch["features"], batch["lengths"]  # frozen upstream, run once for every head)
         else:
             with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
                 hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
@@ -117,6 +117,7 @@ class Trainer:
     accumulate: int | None = None  # batches per update in this process (None: the config's)
     stop_on_divergence: bool = False  # a sweep stops a head whose loss is not finite (a fit keeps s3prl's skip)
     diverged: int | None = None  # the step at which the loss stopped being finite (stop_on_divergence)
+    halted_at: int | None = None  # the step at which a sweep's successive halving stopped this head
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -276,7 +277,8 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.progress.step >= self.config.runner.total_steps or self.diverged is not None
+        return (self.progress.step >= self.config.runner.total_steps or self.diverged is not None
+                or self.halted_at is not None)
 
     def begin(self) -> None:
         """Ready the steps: train mode, no gradients, a fresh accumulation and rate window."""
