@@ -61,6 +61,16 @@ CORPORA = {
 }
 
 
+def task_store(task: str, work: Path, size: str, device: str) -> tuple[Path, dict, int, str]:
+    """The task's tiny corpus under ``work/corpus`` and its random-init WavLM store in ``work/stores``: the corpus
+    root, extra fit args, batch size and the task's overrides."""
+    corpus, build, batch, corpus_options, task_override = CORPORA[task]
+    root, extra = build(work / "corpus")
+    extract(ExtractRequest(upstream="wavlm", corpus=corpus, root=root, out=work / "stores",
+                           corpus_options=corpus_options, random_init=size, device=device, progress=False))
+    return root, extra, batch, task_override
+
+
 def timed_fit(args: FitArgs, steps: int, warmup: int) -> float:
     """Steps per second over steps ``warmup+1 … steps`` (the first ones warm caches and workers)."""
     stamps: dict[int, float] = {}
@@ -79,11 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="superb-fit-bench-"))
     try:
-        corpus, build, batch, corpus_options, task_override = CORPORA[args.task]
-        train_root, fit_extra = build(work / "corpus")
-        extract(ExtractRequest(upstream="wavlm", corpus=corpus, root=train_root, out=work / "stores",
-                               corpus_options=corpus_options, random_init=args.size, device=args.device,
-                               progress=False))
+        train_root, fit_extra, batch, task_override = task_store(args.task, work, args.size, args.device)
 
         def run(name: str, steps: int, warmup: int, **kw) -> float:
             override = (f"config.runner.total_steps={steps},,config.runner.eval_step={10 * steps},,"

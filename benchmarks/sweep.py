@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-from fit import CORPORA  # benchmarks/fit.py: the task's tiny corpus, batch and overrides
+from fit import CORPORA, task_store  # benchmarks/fit.py: the task's tiny corpus and store, batch, overrides
 
-from superb.extract.extraction import ExtractRequest, extract
 from superb.train.runner import FitArgs, fit
 from superb.train.sweep import SweepArgs, sweep
 
@@ -36,11 +35,7 @@ def main() -> None:
     lrs = [float(f"{10 ** (-2 - 3 * k / max(1, args.heads - 1)):.3g}") for k in range(args.heads)]
     work = Path(tempfile.mkdtemp(prefix="superb-sweep-bench-"))
     try:
-        corpus, build, batch, corpus_options, task_override = CORPORA[args.task]
-        root, extra = build(work / "corpus")
-        extract(ExtractRequest(upstream="wavlm", corpus=corpus, root=root, out=work / "stores",
-                               corpus_options=corpus_options, random_init=args.size, device=args.device,
-                               progress=False))
+        _, extra, batch, task_override = task_store(args.task, work, args.size, args.device)
         override = (f"config.runner.total_steps={args.steps},,config.runner.eval_step={args.steps},,"
                     f"config.runner.save_step={args.steps},,config.runner.log_step={args.steps},,"
                     f"config.data.batch_size={batch},,config.runner.gradient_accumulate_steps=1" + task_override)

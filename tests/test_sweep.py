@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from superb.testing.cli import one_error_line, read_results, run_superb_here
+from superb.testing.cli import alone_and_shared, one_error_line, read_results, run_superb_here
 from superb.train.sweep import SweepArgs, sweep
 
 STEPS = ("config.runner.total_steps=40,,config.runner.eval_step=20,,config.runner.log_step=10,,"
@@ -172,3 +172,18 @@ def test_on_the_fly_the_upstream_runs_once_for_every_head(ks_small, tmp_path):
         assert losses(head) == losses(tmp_path / lr)
         assert read_results(head)["source"] == "on-the-fly" and read_results(head)["test"] == \
                read_results(tmp_path / lr)["test"]
+
+
+def test_two_processes_sweep_as_one(ks_small, tmp_path):
+    """torchrun: 2 processes × batch 16 give one process's 16 × 2 accumulated, head by head."""
+    _, stores = ks_small
+    override = STEPS + ",,config.data.batch_size=16,,config.runner.gradient_accumulate_steps=2"
+    args = ("sweep", "-d", "ks", "--features", str(stores / "fbank_plain"), "--lr", "1e-2,1e-3", "-o", override)
+    alone_and_shared(superb, args, tmp_path / "one", tmp_path / "two")
+    for name in ("lr0.01_seed0_layerall", "lr0.001_seed0_layerall"):
+        one, two = losses(tmp_path / "one" / name), losses(tmp_path / "two" / name)
+        assert [r[:2] for r in one] == [r[:2] for r in two]
+        assert [x for r in one for x in r[2:] if x is not None] == \
+               pytest.approx([x for r in two for x in r[2:] if x is not None], rel=1e-5)
+    assert json.loads((tmp_path / "two" / "sweep.json").read_text())["best"] == \
+           json.loads((tmp_path / "one" / "sweep.json").read_text())["best"]
