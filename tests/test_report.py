@@ -150,7 +150,8 @@ def test_plots(results: Path, tmp_path: Path) -> None:
     assert plots == ["plots/ic/confusion-test-action.png", "plots/ic/confusion-test-location.png",
                      "plots/ic/confusion-test-object.png", "plots/ic/layer-weights.png",
                      "plots/ks_lr1e-3/layer-weights.png", "plots/ks_lr1e-4/confusion-test.png",
-                     "plots/ks_lr1e-4/layer-weights.png"]  # none for the single-layer run
+                     "plots/ks_lr1e-4/layer-weights.png",  # none for the single-layer run
+                     "plots/lr-grid-ks-wavlm__WavLM-Base_.pt_.png"]  # KS tried at two learning rates
     assert all(written[key] == out / key and is_png(out / key) for key in plots)
     assert {"report.md", "report.csv", "report.json"} <= set(written)
     assert "- [plots/ic/confusion-test-action.png](plots/ic/confusion-test-action.png)" in (

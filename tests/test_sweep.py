@@ -95,6 +95,12 @@ def test_a_diverging_head_stops_and_the_others_go_on(swept, tmp_path):
     assert summary["best"] == sane["name"] and "diverged" in result.stdout
     assert losses(tmp_path / "ks" / sane["name"]) == losses(out / sane["name"])
     assert read_results(tmp_path / "ks" / wild["name"])["diverged_at_step"] == wild["diverged_at_step"]
+    from superb.train.report import build_table, collect
+
+    runs = collect([tmp_path / "ks"])
+    (row,) = build_table(runs).rows
+    (cell,) = row.cells.values()
+    assert [r.name for r in cell.selected] == [sane["name"]]  # never the diverged head, whatever its dev figure
 
 
 def test_bad_grids_fail_in_one_line(ks_small, tmp_path):
@@ -154,6 +160,10 @@ def test_halving_stops_the_worse_half_and_resumes_its_decisions(swept, tmp_path)
             assert read_results(tmp_path / "ks" / stopped)["halted_at_step"] == 20
         else:
             assert head["halted_at_step"] is None and mine == plain
+    from superb.train.report import build_table, collect, render_markdown
+
+    runs = collect([tmp_path / "ks"])
+    assert "(halved at 20)" in render_markdown(build_table(runs), runs).split("## Learning-rate grids")[1]
 
 
 def test_on_the_fly_the_upstream_runs_once_for_every_head(ks_small, tmp_path):

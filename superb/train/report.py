@@ -98,6 +98,8 @@ class Run:
     seed: int | None
     layer_weights: LayerWeights | None
     confusions: tuple[Confusion, ...]
+    diverged_at: int | None = None  # a sweep head whose loss stopped being finite (never selected)
+    halted_at: int | None = None  # a sweep head stopped by successive halving
 
     @property
     def name(self) -> str:
@@ -199,6 +201,8 @@ def read_run(results: Path) -> Run:
         seed=_field(data, "seed", (int,), results),
         layer_weights=_layer_weights(expdir / "layer_weights.json"),
         confusions=tuple(_confusion(p) for p in sorted(expdir.glob("confusion-*.json"))),
+        diverged_at=_field(data, "diverged_at_step", (int,), results),
+        halted_at=_field(data, "halted_at_step", (int,), results),
     )
 
 
@@ -307,6 +311,7 @@ def _select(runs: list[Run], metric: str) -> tuple[Run | None, int]:
     Default-protocol runs win over ``protocol: s3prl`` ones; an s3prl run without the dev metric is
     ranked on test, which is what that protocol means. Ties go to the first run in path order.
     """
+    runs = [r for r in runs if r.diverged_at is None]  # a diverged sweep head is never the pick
     pool = [r for r in runs if r.protocol == "dev"] or runs
     scored = [(r.dev.get(metric, r.test.get(metric) if r.protocol == "s3prl" else None), r) for r in pool]
     scored = [(score, run) for score, run in scored if score is not None]
@@ -437,7 +442,12 @@ def _grid_markdown(task: str, label: str, group: list[Run]) -> list[str]:
         for line in lines:
             run = cell.get((lr, line))
             value = None if run is None else run.dev.get(metric)
-            values.append("–" if value is None or value != value else column.format(value))
+            text = "–" if value is None or value != value else column.format(value)
+            if run is not None and run.diverged_at is not None:
+                text += f" (diverged at {run.diverged_at})"
+            elif run is not None and run.halted_at is not None:
+                text += f" (halved at {run.halted_at})"
+            values.append(text)
         rows.append(_md_row([f"{lr:g}", *values]))
     return [f"\n### {_TASK_NAMES.get(task, task.upper())} · {label} (dev {column.header.split(' ', 1)[-1]})\n",
             _md_row(["lr", *lines]), "|---" + "|---:" * len(lines) + "|", *rows]
