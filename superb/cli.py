@@ -283,6 +283,8 @@ def sweep(
     workers: Annotated[Optional[int], typer.Option("--workers", help="batch-building threads")] = None,
     halving: Annotated[Optional[int], typer.Option(
         "--halving", help="every this many steps (a multiple of eval_step), stop the worse half on dev")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="each head's weighted sum on its own: bit for bit its fit's "
+                                        "(default: one batched contraction, equal to float rounding)")] = False,
 ) -> None:
     """Train the grid of learning rates × seeds × layers in one pass over the store (a head per point, each as
     `superb fit` would write it), then name the best head on dev."""
@@ -298,7 +300,7 @@ def sweep(
         lrs=parse_values(lr, "--lr", float) if lr else None,
         seeds=parse_values(seed, "--seed", int), layers=parse_values(layer, "--layer", int), override=override,
         config=str(config) if config else None, fold=fold, labels=str(labels.absolute()) if labels else None,
-        device=device, preload=preload, workers=workers, halving=halving)
+        device=device, preload=preload, workers=workers, halving=halving, exact=exact)
     summary = run(args, auto_resume=auto_resume)
     if context().main:
         metric = summary["metric"]

@@ -58,6 +58,7 @@ class SweepArgs:
     preload: bool = False
     workers: int | None = None
     halving: int | None = None  # every this many steps, stop the worse half of a seed's live heads (dev metric)
+    exact: bool = False  # each head's weighted sum on its own, bit for bit its fit's (else one batched contraction)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def _train_group(points: list[Point], args: SweepArgs, auto_resume: bool, on_ste
         for run in runs:
             run.trainer.stop_on_divergence = True
         with disk_errors(Path(args.expdir), "-p", "rerun it with -a"):
-            _drive(runs, rngs, points, ctx, device, on_step, halving)
+            _drive(runs, rngs, points, ctx, device, on_step, halving, batched=not args.exact)
             out = []
             for point, run, rng in zip(points, runs, rngs, strict=True):
                 with rng.active():
@@ -256,8 +257,46 @@ def _logged(expdir: Path, step: int, metric: str) -> float:
     return math.nan
 
 
+def _summable(run: Run, ctx: distributed.Context) -> bool:
+    """A head whose featurizer is a plain learned weighted sum (no layer norm, one process): its sum can be one
+    row of the batched contraction."""
+    featurizer = run.built.model.featurizer
+    return featurizer.weights is not None and not featurizer.normalize and not ctx.distributed
+
+
+def batched_weighted_sums(hidden: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+    """Every head's ``Σ_l softmax(w)_l · hidden[:, :, l]`` in one contraction: ``(K, L) @ (N, L, D)``, the stored
+    float16 layers upcast once for all heads. ``(N, K, D)``; gradients reach each head's weights. Equal to the
+    heads' own sums to float rounding (the summation order differs)."""
+    batch, frames, layers, dim = hidden.shape
+    stacked = torch.stack([torch.softmax(w, dim=0) for w in weights])
+    return torch.matmul(stacked, hidden.reshape(batch * frames, layers, dim).float())
+
+
+def _batched_step(trainers: list, rngs: list[HeadRng], group: list[int], ks: list[int], batch: dict,
+                  reports: list) -> None:
+    """One batch for the heads ``ks`` at once: the weighted sums of the whole ``group`` in one contraction (always
+    all of it, in grid order, so a head's sum is computed alike whichever heads are still training: a resumed or
+    halved sweep gives the figures of an uninterrupted one), each head's forward under its own RNG, one backward
+    pass for all (their parameters are disjoint, so each gets its own gradient)."""
+    hidden = batch["features"]
+    weights = [trainers[k].model.featurizer.weights if k in ks else trainers[k].model.featurizer.weights.detach()
+               for k in group]
+    sums = batched_weighted_sums(hidden, weights)
+    shape = (*hidden.shape[:2], hidden.shape[-1])
+    losses = []
+    for k in ks:
+        trainers[k].start_batch()
+        with rngs[k].active():
+            losses.append(trainers[k].batch_loss(batch, features=sums[:, group.index(k)].reshape(shape)))
+    torch.stack([loss / trainers[k].accumulate for loss, k in zip(losses, ks, strict=True)]).sum().backward()
+    for loss, k in zip(losses, ks, strict=True):
+        with rngs[k].active():
+            trainers[k].after_backward(loss, reports[k])
+
+
 def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distributed.Context,
-           device: torch.device, on_step, halving: Halving | None = None) -> None:
+           device: torch.device, on_step, halving: Halving | None = None, batched: bool = True) -> None:
     trainers = [run.trainer for run in runs]
     total = runs[0].config.runner.total_steps
     for trainer in trainers:
@@ -270,18 +309,23 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
         start = min(t.progress.step for t in trainers)
         with _StepBar(ctx.main, start, total) as bar:
             upstream = runs[0].built.model.upstream  # on the fly: shared by every head, frozen
+            group = [k for k, run in enumerate(runs) if _summable(run, ctx)]  # their sums: one contraction
+            group = group if batched and len(group) > 1 else []
+            reports = [None if on_step is None else (lambda step, name=p.name: on_step(name, step)) for p in points]
             for batch in loader:
                 batch = _to(batch, device)
                 if upstream is not None:  # run once for all heads; each head's model then reads the features
                     with torch.no_grad():
                         hidden, lengths = upstream(batch["wavs"], batch["wav_lengths"])
                     batch = {**batch, "features": hidden, "lengths": lengths.to(hidden.device)}
-                for k, trainer in enumerate(trainers):
-                    if trainer.done or trainer.progress.position != position:  # stopped, or resumed further on
-                        continue
-                    report = None if on_step is None else (lambda step, name=points[k].name: on_step(name, step))
-                    with rngs[k].active():
-                        trainer.consume(batch, report)
+                ready = [k for k, t in enumerate(trainers) if not t.done and t.progress.position == position]
+                together = [k for k in ready if k in group]  # (not stopped, not resumed further on)
+                if together:
+                    _batched_step(trainers, rngs, group, together, batch, reports)
+                for k in ready:
+                    if k not in together:
+                        with rngs[k].active():
+                            trainers[k].consume(batch, reports[k])
                 position += ctx.world
                 if halving is not None:
                     halving.after_batch(ctx)

@@ -62,7 +62,10 @@ class DownstreamModel(nn.Module):
             with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
                 hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
             lengths = lengths.to(hidden.device)
-        x = self.featurizer(hidden)
+        return self.head_forward(self.featurizer(hidden), lengths, batch)
+
+    def head_forward(self, x: torch.Tensor, lengths: torch.Tensor, batch: dict) -> tuple[Any, torch.Tensor]:
+        """The head on the featurizer's output ``x (B, T, D)`` (a sweep computes every head's ``x`` at once)."""
         if getattr(self.head, "reads_batch", False):  # heads that align to the batch's targets (phone labels at
             return self.head(x, lengths, batch)  # their own rate, separation's STFT frames): (outputs, lengths)
         return self.head(x, lengths), lengths
@@ -290,13 +293,29 @@ class Trainer:
         """One batch of the stream (on the device): forward and backward, and after ``accumulate`` of them the
         update with its logging, evaluation and checkpoints. True once the run is done (its last step, or its
         loss not finite where ``stop_on_divergence``: a sweep stops such a head, the others go on)."""
-        runner, progress, main = self.config.runner, self.progress, self.ctx.main
-        progress.position += self.ctx.world
-        self._micro += 1
+        self.start_batch()
         with self._no_sync(self._micro % self.accumulate != 0):  # gradients are averaged once, at the update
-            logits, lengths = self.stepper(batch)
-            loss = self.task.loss(logits, lengths, batch)
+            loss = self.batch_loss(batch)
             (loss / self.accumulate).backward()
+        return self.after_backward(loss, on_step, bar)
+
+    def start_batch(self) -> None:
+        self.progress.position += self.ctx.world
+        self._micro += 1
+
+    def batch_loss(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss of a batch; ``features``: the featurizer's output, computed already (a sweep's
+        batched weighted sums), so only the head runs."""
+        if features is None:
+            logits, lengths = self.stepper(batch)
+        else:
+            logits, lengths = self.model.head_forward(features, batch["lengths"], batch)
+        return self.task.loss(logits, lengths, batch)
+
+    def after_backward(self, loss: torch.Tensor, on_step=None, bar=None) -> bool:
+        """What follows a batch's backward pass: the loss window, and after ``accumulate`` batches the update
+        with its logging, evaluation and checkpoints (see ``consume``)."""
+        runner, progress, main = self.config.runner, self.progress, self.ctx.main
         value = float(loss.detach())
         if self.stop_on_divergence and not math.isfinite(value):
             self.diverged = progress.step
