@@ -264,13 +264,19 @@ def _summable(run: Run, ctx: distributed.Context) -> bool:
     return featurizer.weights is not None and not featurizer.normalize and not ctx.distributed
 
 
-def batched_weighted_sums(hidden: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
-    """Every head's ``Σ_l softmax(w)_l · hidden[:, :, l]`` in one contraction: ``(K, L) @ (N, L, D)``, the stored
-    float16 layers upcast once for all heads. ``(N, K, D)``; gradients reach each head's weights. Equal to the
-    heads' own sums to float rounding (the summation order differs)."""
+def batched_weighted_sums(hidden: torch.Tensor, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Every head's ``Σ_l softmax(w)_l · hidden[:, :, l]`` from one matrix product: the layers copied once into a
+    contiguous float32 ``(L, B·T·D)`` block (the stored float16 upcast on the way), ``softmax(W) (K, L)`` times it,
+    and one product more for all heads' weight gradients. Returns each head's ``(B, T, D)`` (``unbind``: its
+    backward stacks the K gradients once). Equal to the heads' own sums to float rounding (another summation
+    order); for a fixed K and position, a head's result does not depend on the other heads' weights."""
     batch, frames, layers, dim = hidden.shape
+    block = torch.empty((layers, batch, frames, dim), dtype=torch.float32, device=hidden.device)
+    for layer in range(layers):
+        block[layer].copy_(hidden[:, :, layer])
     stacked = torch.stack([torch.softmax(w, dim=0) for w in weights])
-    return torch.matmul(stacked, hidden.reshape(batch * frames, layers, dim).float())
+    sums = stacked @ block.view(layers, -1)
+    return [x.view(batch, frames, dim) for x in sums.unbind(0)]
 
 
 def _batched_step(trainers: list, rngs: list[HeadRng], group: list[int], ks: list[int], batch: dict,
@@ -283,12 +289,11 @@ def _batched_step(trainers: list, rngs: list[HeadRng], group: list[int], ks: lis
     weights = [trainers[k].model.featurizer.weights if k in ks else trainers[k].model.featurizer.weights.detach()
                for k in group]
     sums = batched_weighted_sums(hidden, weights)
-    shape = (*hidden.shape[:2], hidden.shape[-1])
     losses = []
     for k in ks:
         trainers[k].start_batch()
         with rngs[k].active():
-            losses.append(trainers[k].batch_loss(batch, features=sums[:, group.index(k)].reshape(shape)))
+            losses.append(trainers[k].batch_loss(batch, features=sums[group.index(k)]))
     torch.stack([loss / trainers[k].accumulate for loss, k in zip(losses, ks, strict=True)]).sum().backward()
     for loss, k in zip(losses, ks, strict=True):
         with rngs[k].active():
