@@ -145,15 +145,15 @@ def snips_root(corpora_dir: Path) -> Path:
 
 # Test files by measured time, about longest first (seconds of one worker on 2 cores in a full run, 2026-12-07, another
 # process on one core: distributed_extract 130, intent 100, distributed_fit 100, separation 95, fit_tasks 85,
-# phone 83, sf 80, asr 80, sws2013 70, fit 60, ssl_upstreams 55, asv 45, sd 31, pr 35, extract 35, mosei 30; the
-# rest under 15). With --dist loadfile a file runs on one worker; starting the long ones first (and
+# phone 83, sf 80, asr 80, sws2013 70, sweep 65, fit 60, ssl_upstreams 55, asv 45, sd 31, pr 35, extract 35,
+# mosei 30; the rest under 15). With --dist loadfile a file runs on one worker; starting the long ones first (and
 # --no-loadscope-reorder, which keeps this order instead of xdist's most-tests-first) keeps both workers busy to
 # the end rather than leaving the longest file to run alone. A worker takes its next file when two tests are left
 # of its own, so the one-test files (sf, asr) sit between files of many tests, not next to each other.
 LONGEST_FIRST = ("test_distributed_extract.py", "test_distributed_fit.py", "test_separation.py", "test_sf.py",
                  "test_fit_tasks.py", "test_asr.py", "test_intent.py", "test_sws2013.py", "test_phone.py",
-                 "test_asv.py", "test_fit.py", "test_ssl_upstreams.py", "test_sd.py", "test_mosei.py",
-                 "test_extract.py", "test_pr.py")
+                 "test_sweep.py", "test_asv.py", "test_fit.py", "test_ssl_upstreams.py", "test_sd.py",
+                 "test_mosei.py", "test_extract.py", "test_pr.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -203,7 +203,8 @@ def test_on_the_fly_the_upstream_runs_once_for_every_head(ks_small, tmp_path):
 def test_two_processes_sweep_as_one(ks_small, tmp_path):
     """torchrun: 2 processes × batch 16 give one process's 16 × 2 accumulated, head by head."""
     _, stores = ks_small
-    override = STEPS + ",,config.data.batch_size=16,,config.runner.gradient_accumulate_steps=2"
+    override = ("config.runner.total_steps=10,,config.runner.eval_step=5,,config.runner.log_step=5,,"
+                "config.runner.save_step=10,,config.data.batch_size=16,,config.runner.gradient_accumulate_steps=2")
     args = ("sweep", "-d", "ks", "--features", str(stores / "fbank_plain"), "--lr", "1e-2,1e-3", "-o", override,
             "--exact")  # several processes sum each head's layers on its own (DDP steps each head's model)
     alone_and_shared(superb, args, tmp_path / "one", tmp_path / "two")
