@@ -71,6 +71,13 @@ def task_store(task: str, work: Path, size: str, device: str) -> tuple[Path, dic
     return root, extra, batch, task_override
 
 
+def machine(device: str) -> str:
+    """What ran a benchmark: the GPU's name, or the CPU and torch's thread count."""
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+
+
 def timed_fit(args: FitArgs, steps: int, warmup: int) -> float:
     """Steps per second over steps ``warmup+1 … steps`` (the first ones warm caches and workers)."""
     stamps: dict[int, float] = {}
@@ -105,9 +112,7 @@ def main() -> None:
         otf = run("otf", args.otf_steps, 1, upstream="wavlm", random_init=args.size, root=str(train_root))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    device = torch.cuda.get_device_name() if args.device == "cuda" else \
-        f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
-    print(f"\nmachine: {device}; torch {torch.__version__}; task {args.task}, batch {CORPORA[args.task][2]}, "
+    print(f"\nmachine: {machine(args.device)}; torch {torch.__version__}; task {args.task}, batch {CORPORA[args.task][2]}, "
           f"WavLM {args.size} (random init, 13 x 768 for Base)\n")
     print("| path | steps/s | ratio to on the fly | goal |")
     print("|---|---|---|---|")

@@ -11,14 +11,13 @@ sweep of a light utterance head within 2× one fit on CPU.
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from fit import CORPORA, task_store  # benchmarks/fit.py: the task's tiny corpus and store, batch, overrides
+from fit import CORPORA, machine, task_store  # benchmarks/fit.py: the task's tiny corpus and store, batch, overrides
 
 from superb.train.runner import FitArgs, fit
 from superb.train.sweep import SweepArgs, sweep
@@ -54,9 +53,7 @@ def main() -> None:
         separate = single + sum(one_fit(lr, f"lr{lr:g}") for lr in lrs[1:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    device = torch.cuda.get_device_name() if args.device == "cuda" else \
-        f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
-    print(f"\nmachine: {device}; torch {torch.__version__}; task {args.task}, batch {batch}, {args.steps} steps "
+    print(f"\nmachine: {machine(args.device)}; torch {torch.__version__}; task {args.task}, batch {batch}, {args.steps} steps "
           f"(+ one dev and test evaluation per head), WavLM {args.size} (random init)\n")
     print("| run | wall s | ratio to one fit | goal |")
     print("|---|---|---|---|")
