@@ -129,19 +129,20 @@ def test_bad_grids_fail_in_one_line(ks_small, tmp_path):
 
 
 def test_the_report_shows_the_grid_and_plots_it(swept, tmp_path):
-    from superb.train.report import build_table, collect, write_report
+    from superb.train.report import build_table, collect, lr_grids, plot_lr_grid, render_markdown
 
     _, out = swept
     runs = collect([out])
-    written = write_report(build_table(runs), runs, tmp_path / "report")
-    text = written["report.md"].read_text()
-    grid = text.split("## Learning-rate grids", 1)[1]
+    table = build_table(runs)
+    grid = render_markdown(table, runs).split("## Learning-rate grids", 1)[1]
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in grid.splitlines()
             if line.startswith("| 0.")}
     heads = {h["lr"]: h for h in json.loads((out / "sweep.json").read_text())["heads"]}
     assert rows == {f"{lr:g}": f"{100 * heads[lr]['dev']['acc']:.2f}" for lr in LRS}
-    plot = tmp_path / "report" / "plots" / "lr-grid-ks-fbank.png"
-    assert plot in written.values() and plot.read_bytes()[:4] == b"\x89PNG"
+    (key, group), = lr_grids(table, runs).items()  # write_report writes it as plots/lr-grid-ks-fbank.png
+    assert key == ("ks", "fbank") and len(group) == len(LRS)
+    plot = plot_lr_grid("ks", group, "ks · fbank", tmp_path / "grid.png")
+    assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_halving_stops_the_worse_half_and_resumes_its_decisions(swept, tmp_path):
