@@ -186,7 +186,7 @@ def test_trains_and_scores_through_the_cli_beside_the_dtw_baseline(qbe_stores, t
     root, stores = qbe_stores
     exp = tmp_path / "std"
     result = superb("fit", "-d", "sws2013", "--features", str(stores), "-p", str(exp), "-o",
-                    SMALL + ",,config.data.dev=dev,,config.runner.eval_dataloaders=[dev,test]")
+                    SMALL + ",,config.data.dev=dev")
     assert result.returncode == 0, result.stderr
     out = read_results(exp)
     log = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
