@@ -133,6 +133,14 @@ CORPORA.add("mosei", "superb.extract.corpora.mosei:Mosei",
 CORPORA.add("generic", "superb.extract.corpora.generic:Generic",
             "any folder of audio, or a TSV of id<TAB>path[<TAB>label]")
 
+def corpus_reader(identity: dict[str, Any]) -> Any:
+    """The reader a store was extracted with, from the identity it records (``attrs["corpus"]``: name, root,
+    options), e.g. to find its ground truth again."""
+    from pathlib import Path
+
+    return CORPORA.get(identity["name"])(Path(identity["root"]), **identity.get("options", {}))
+
+
 TASKS = Registry("task")
 TASKS.add("ks", "superb.train.tasks.ks:TASK", "keyword spotting, Speech Commands (12 classes), accuracy",
           aliases=("speech_commands",))

@@ -18,7 +18,7 @@ import torch
 
 from superb.extract.extraction import ExtractRequest, extract
 from superb.registry import UPSTREAMS
-from superb.testing.cli import finished, one_error_line, read_results, run_superb_here, torchrun
+from superb.testing.cli import alone_and_shared, one_error_line, read_results, run_superb_here
 from superb.extract.corpora.separation import Separation, subsample_ids
 from superb.testing.corpora import make_libri2mix
 from superb.train.config import SeparationConfig
@@ -313,11 +313,7 @@ def test_two_processes_train_as_one_and_a_resumed_run_ends_the_same(libri2mix, t
                 "config.runner.gradient_accumulate_steps=2,,config.optimizer.lr=3e-3,,config.data.train=test,,"
                 "config.separation.permutation=si_sdr")
     args = ("fit", "-d", "separation_stft", "--features", str(stores), "-o", override)
-    shared = torchrun(*args, "-p", str(tmp_path / "two"))
-    alone = superb(*args, "-p", str(tmp_path / "one"))
-    assert alone.returncode == 0, alone.stderr
-    code, err = finished(shared)
-    assert code == 0, err
+    alone_and_shared(superb, args, tmp_path / "one", tmp_path / "two")
 
     def figures(expdir: Path) -> list[float]:
         log = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]

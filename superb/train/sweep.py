@@ -31,7 +31,7 @@ from superb.errors import ConfigError, disk_errors
 from superb.extract.extraction import resolve_device
 from superb.files import write_text
 from superb.train.runner import FitArgs, Run, make_upstream, open_run, release, write_results
-from superb.train.trainer import Progress, _StepBar, _to
+from superb.train.trainer import Progress, StepBar, to_device
 
 ALL_LAYERS = "all"  # --layer all: the learned weighted sum of every stored layer
 
@@ -312,13 +312,13 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
         position = min(t.progress.position for t in waiting)
         loader.batch_sampler.set_position(position)
         start = min(t.progress.step for t in trainers)
-        with _StepBar(ctx.main, start, total) as bar:
+        with StepBar(ctx.main, start, total) as bar:
             upstream = runs[0].built.model.upstream  # on the fly: shared by every head, frozen
             group = [k for k, run in enumerate(runs) if _summable(run, ctx)]  # their sums: one contraction
             group = group if batched and len(group) > 1 else []
             reports = [None if on_step is None else (lambda step, name=p.name: on_step(name, step)) for p in points]
             for batch in loader:
-                batch = _to(batch, device)
+                batch = to_device(batch, device)
                 if upstream is not None:  # run once for all heads; each head's model then reads the features
                     with torch.no_grad():
                         hidden, lengths = upstream(batch["wavs"], batch["wav_lengths"])

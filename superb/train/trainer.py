@@ -220,7 +220,7 @@ class Trainer:
         score_batch = getattr(self.task, "score_batch", None)
         positions, predictions, targets, losses, count = [], [], [], 0.0, 0
         for batch in self.eval_loaders[role]:
-            batch = _to(batch, self.device)
+            batch = to_device(batch, self.device)
             logits, lengths = self.model(batch)
             size = len(batch["target_lengths"])
             loss = self.task.loss(logits, lengths, batch)  # None: no loss outside training (ASV embeddings)
@@ -270,11 +270,11 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, on_step=None, show_progress: bool = True) -> None:
         """Train from where ``progress`` stands to ``runner.total_steps`` on this run's own data stream."""
-        with _StepBar(show_progress and self.ctx.main, self.progress.step, self.config.runner.total_steps) as bar:
+        with StepBar(show_progress and self.ctx.main, self.progress.step, self.config.runner.total_steps) as bar:
             self.begin()
             self.train_loader.batch_sampler.set_position(self.progress.position)
             for batch in (self.train_loader if not self.done else ()):
-                if self.consume(_to(batch, self.device), on_step, bar):
+                if self.consume(to_device(batch, self.device), on_step, bar):
                     break
             self.end()
 
@@ -368,7 +368,7 @@ class Trainer:
         return self.stepper.no_sync() if skip and self.ctx.distributed else contextlib.nullcontext()
 
 
-class _StepBar:
+class StepBar:
     """Steps, steps per second and ETA on stderr; the best dev metric so far in the description."""
 
     def __init__(self, enabled: bool, start: int, total: int):
@@ -404,7 +404,7 @@ def _unpad(targets: torch.Tensor, lengths: torch.Tensor) -> list[tuple[int, ...]
     return [tuple(row[: int(n)].tolist()) for row, n in zip(targets.cpu(), lengths.cpu(), strict=True)]
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 

@@ -211,12 +211,10 @@ def groundtruth_folder(req: QbeRequest) -> Path | None:
     """``req.groundtruth``, else the corpus's folder for the split (None if the corpus has none there)."""
     if req.groundtruth is not None:
         return req.groundtruth
-    from superb.registry import CORPORA
+    from superb.registry import corpus_reader
 
-    corpus = req.store.attrs["corpus"]
     try:
-        reader = CORPORA.get(corpus["name"])(Path(corpus["root"]), **corpus.get("options", {}))
-        folder = reader.groundtruth_dir(SPLITS[req.split])
+        folder = corpus_reader(req.store.attrs["corpus"]).groundtruth_dir(SPLITS[req.split])
     except Exception:  # a moved corpus: the stdlist is still written, scoring asks for --groundtruth
         return None
     return folder if folder.is_dir() else None
@@ -293,13 +291,25 @@ def write_results(req: QbeRequest, test: dict[str, Any], dev: dict[str, Any]) ->
     return results
 
 
+def as_written(matches: dict[str, Matches], doc_ids: list[str],
+               threshold: float = DECISION_THRESHOLD) -> scoring.Detections:
+    """What a stdlist of these matches says: each score to its 4 written decimals, ``YES`` where the score is
+    above ``threshold``; scored as is, so a run's figures are those of its file."""
+    written = scoring.Detections({}, {})
+    for term, match in matches.items():
+        costs = match.costs.tolist()
+        written.scores[term] = {doc: float(f"{score:.4f}") for doc, score in zip(doc_ids, costs, strict=True)}
+        written.decisions[term] = {doc: score > threshold for doc, score in zip(doc_ids, costs, strict=True)}
+    return written
+
+
 def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str],
                   frame_rate: float | None = None, threshold: float = DECISION_THRESHOLD) -> scoring.Detections:
     """The official ``stdlist`` XML: one ``detected_termlist`` per term, one ``term`` per document, ``YES`` above
     ``threshold``. Times are s3prl's ``tbeg="0.000" dur="0.00"`` unless ``frame_rate`` is given and the matches
     are located. Returns what the file says (scores as written, to 4 decimals), so it is scored without parsing
     it again."""
-    written = scoring.Detections({}, {})
+    written = as_written(matches, doc_ids, threshold)
     root = ElementTree.Element("stdlist", termlist_filename="benchmark.stdlist.xml", indexing_time="1.00",
                                language="english", index_size="1", system_id="benchmark")
     for term, match in matches.items():
@@ -309,12 +319,10 @@ def write_stdlist(path: Path, matches: dict[str, Matches], doc_ids: list[str],
         if frame_rate and match.starts is not None:
             times = [(f"{s / frame_rate:.3f}", f"{(e - s + 1) / frame_rate:.2f}")
                      for s, e in zip(match.starts.tolist(), match.ends.tolist(), strict=True)]
-        scores, yes = written.scores.setdefault(term, {}), written.decisions.setdefault(term, {})
-        for doc, score, (tbeg, dur) in zip(doc_ids, match.costs.tolist(), times, strict=True):
-            text, yes[doc] = f"{score:.4f}", score > threshold
-            scores[doc] = float(text)
+        scores, yes = written.scores[term], written.decisions[term]
+        for doc, (tbeg, dur) in zip(doc_ids, times, strict=True):
             ElementTree.SubElement(terms, "term", file=doc, channel="1", tbeg=tbeg, dur=dur,
-                                   score=text, decision="YES" if yes[doc] else "NO")
+                                   score=f"{scores[doc]:.4f}", decision="YES" if yes[doc] else "NO")
     ElementTree.indent(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with replaced(path) as partial:

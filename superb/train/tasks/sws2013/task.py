@@ -36,6 +36,7 @@ Selection: s3prl keeps no best checkpoint and reports the last (``runner.protoco
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -397,11 +398,11 @@ class SpokenTermDetection:
 
 
 def _reader(store: FeatureStore) -> Any:
-    from superb.registry import CORPORA
+    from superb.registry import corpus_reader
 
     corpus = store.attrs["corpus"]
     try:
-        return CORPORA.get(corpus["name"])(Path(corpus["root"]), **corpus.get("options", {}))
+        return corpus_reader(corpus)
     except Exception as err:
         raise CorpusError(f"{store.path}: the store's corpus folder {corpus['root']} (its ground truth) is not "
                           f"readable: {err}") from None
@@ -416,8 +417,6 @@ def _test_store(store: FeatureStore, config: Config) -> FeatureStore | None:
     there is none: the run trains and scores dev only, and says so)."""
     if not isinstance(store, FeatureStore):  # on the fly: --test-root
         if store.test_source is None:
-            import warnings
-
             warnings.warn("no --test-root (the QUESST 2014 folder): the run is not tested", stacklevel=1)
         return store.test_source
     if config.data.test_store:
@@ -428,8 +427,6 @@ def _test_store(store: FeatureStore, config: Config) -> FeatureStore | None:
     else:
         path = next((p for p in find_stores(store.path.parent) if p.name in ("quesst14", "quesst14.h5")), None)
         if path is None:
-            import warnings
-
             warnings.warn(f"no quesst14 store beside {store.path}: the run is not tested (extract it with "
                           "`superb extract --corpus quesst14`, or set config.data.test_store)", stacklevel=1)
             return None
@@ -475,23 +472,23 @@ def _z_scores(info: dict[str, Any], predictions: list) -> np.ndarray:
     return (scores - scores.mean(1, keepdims=True)) / (scores.std(1, ddof=1, keepdims=True) + Z_EPS)
 
 
+def _matches(info: dict[str, Any], scores: np.ndarray) -> dict[str, Any]:
+    from superb.train.tasks.qbe.dtw import Matches
+
+    return {term: Matches(torch.from_numpy(row)) for term, row in zip(info["terms"], scores, strict=True)}
+
+
 def detections(info: dict[str, Any], predictions: list) -> scoring.Detections:
-    """What the stdlist says: scores to 4 decimals, YES above 0 (s3prl's threshold)."""
-    scores = _z_scores(info, predictions)
-    found = scoring.Detections({}, {})
-    for term, row in zip(info["terms"], scores, strict=True):
-        written = [float(f"{s:.4f}") for s in row]
-        found.scores[term] = dict(zip(info["documents"], written, strict=True))
-        found.decisions[term] = {d: s > 0 for d, s in zip(info["documents"], written, strict=True)}
-    return found
+    """What the stdlist says (``superb qbe``'s rule: scores to 4 decimals), YES above 0 (s3prl's threshold)."""
+    from superb.train.tasks.qbe.run import as_written
+
+    return as_written(_matches(info, _z_scores(info, predictions)), info["documents"], threshold=0.0)
 
 
 def write_detections(path: Path, info: dict[str, Any], scores: np.ndarray) -> None:
-    from superb.train.tasks.qbe.dtw import Matches
     from superb.train.tasks.qbe.run import write_stdlist
 
-    matches = {term: Matches(torch.from_numpy(row)) for term, row in zip(info["terms"], scores, strict=True)}
-    write_stdlist(path, matches, info["documents"], threshold=0.0)
+    write_stdlist(path, _matches(info, scores), info["documents"], threshold=0.0)
 
 
 TASK = SpokenTermDetection()
