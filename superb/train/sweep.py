@@ -30,6 +30,7 @@ from superb import distributed
 from superb.errors import ConfigError, disk_errors
 from superb.extract.extraction import resolve_device
 from superb.files import write_text
+from superb.train.masks import valid_frames
 from superb.train.runner import FitArgs, Run, make_upstream, open_run, release, write_results
 from superb.train.trainer import Progress, StepBar, to_device
 
@@ -264,6 +265,27 @@ def _summable(run: Run, ctx: distributed.Context) -> bool:
     return featurizer.weights is not None and not featurizer.normalize and not ctx.distributed
 
 
+def _pools_first(run: Run) -> bool:
+    """A head that reads its input only through per-utterance means of an affine map (``pools_affine``) behind a
+    linear featurizer (the weighted sum or one layer, no layer norm): it trains alike on the batch's per-layer
+    means, since a mean commutes with every linear step before it."""
+    model = run.built.model
+    return bool(getattr(model.head, "pools_affine", False)) and not model.featurizer.normalize
+
+
+def mean_pooled(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch with its hidden states ``(B, T, L, D)`` replaced by each utterance's mean over its valid frames,
+    per layer, as one float32 frame ``(B, 1, L, D)`` of length 1: one pass over the batch for every head, whose
+    weighted sums and projectors then run on B rows instead of B·T. Equal to the frame-wise path to float
+    rounding (another summation order)."""
+    hidden, lengths = batch["features"], batch["lengths"]
+    size, frames = hidden.shape[:2]
+    lengths_f = lengths.to(hidden.device, torch.float32).clamp(min=1)
+    share = valid_frames(lengths, frames, hidden.device).to(torch.float32) / lengths_f[:, None]
+    means = torch.bmm(share[:, None, :], hidden.reshape(size, frames, -1).to(torch.float32))
+    return {**batch, "features": means.view(size, 1, *hidden.shape[2:]), "lengths": torch.ones_like(lengths)}
+
+
 def batched_weighted_sums(hidden: torch.Tensor, weights: list[torch.Tensor]) -> list[torch.Tensor]:
     """Every head's ``Σ_l softmax(w)_l · hidden[:, :, l]`` from one matrix product: the layers copied once into a
     contiguous float32 ``(L, B·T·D)`` block (the stored float16 upcast on the way), ``softmax(W) (K, L)`` times it,
@@ -314,7 +336,8 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
         start = min(t.progress.step for t in trainers)
         with StepBar(ctx.main, start, total) as bar:
             upstream = runs[0].built.model.upstream  # on the fly: shared by every head, frozen
-            group = [k for k, run in enumerate(runs) if _summable(run, ctx)]  # their sums: one contraction
+            pooled = [k for k, run in enumerate(runs) if batched and _pools_first(run)]  # fed per-utterance means
+            group = [k for k, run in enumerate(runs) if _summable(run, ctx) and k not in pooled]  # one contraction
             group = group if batched and len(group) > 1 else []
             reports = [None if on_step is None else (lambda step, name=p.name: on_step(name, step)) for p in points]
             for batch in loader:
@@ -327,10 +350,11 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
                 together = [k for k in ready if k in group]  # (not stopped, not resumed further on)
                 if together:
                     _batched_step(trainers, rngs, group, together, batch, reports)
+                means = mean_pooled(batch) if any(k in pooled for k in ready) else None
                 for k in ready:
                     if k not in together:
                         with rngs[k].active():
-                            trainers[k].consume(batch, reports[k])
+                            trainers[k].consume(means if k in pooled else batch, reports[k])
                 position += ctx.world
                 if halving is not None:
                     halving.after_batch(ctx)

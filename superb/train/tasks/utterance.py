@@ -53,6 +53,13 @@ class UtteranceHead(nn.Module):
         self.classifier = nn.Linear(projector_dim, sum(num_classes))
         self.sizes = list(num_classes)
 
+    @property
+    def pools_affine(self) -> bool:
+        """True when the output depends on ``x`` only through its mean over valid frames, taken after an affine
+        map (projector → mean): mean and map commute, so the per-utterance mean as one frame gives the same
+        logits (a sweep feeds its heads those means, computed once per batch)."""
+        return self.pooling == "mean"
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """``x (B, T, D)``, ``lengths (B,)`` → one ``(B, classes)`` logit tensor per head."""
         x = self.projector(x)
