@@ -432,17 +432,25 @@ def batching_record(data: Any) -> dict[str, Any]:
             "half_batch_samples": D.halving_threshold(data.batching, data.half_batch_samples)}
 
 
-def write_results(trainer: Trainer, expdir: Path) -> dict[str, Any]:
-    """Score the selected checkpoint (``dev-best.ckpt``; ``test-best.ckpt`` under ``protocol: s3prl``) on dev
-    and test; write results.json, layer weights and confusions."""
+def select_model(trainer: Trainer, expdir: Path) -> int:
+    """Load the model a run reports (``dev-best.ckpt``; ``test-best.ckpt`` under ``protocol: s3prl``; the last
+    model where the task keeps no best) into ``trainer``; returns the step it was saved at."""
+    chosen = selection_role(trainer.task, trainer.config.runner.protocol)
+    best = expdir / BEST_CHECKPOINT[chosen] if chosen is not None else None  # None: the last model (sws2013, s3prl)
+    if best is None or not best.is_file():
+        return trainer.progress.step
+    ckpt = load_checkpoint(best)
+    trainer.load(ckpt, weights_only=True)
+    return ckpt["progress"]["step"]
+
+
+def write_results(trainer: Trainer, expdir: Path, scored_step: int | None = None) -> dict[str, Any]:
+    """Score the selected model (``select_model``; ``scored_step``: it is loaded already) on dev and test; write
+    results.json, layer weights and confusions."""
     protocol = trainer.config.runner.protocol
     chosen = selection_role(trainer.task, protocol)
-    best = expdir / BEST_CHECKPOINT[chosen] if chosen is not None else None  # None: the last model (sws2013, s3prl)
-    scored_step = trainer.progress.step
-    if best is not None and best.is_file():
-        ckpt = load_checkpoint(best)
-        trainer.load(ckpt, weights_only=True)
-        scored_step = ckpt["progress"]["step"]
+    if scored_step is None:
+        scored_step = select_model(trainer, expdir)
     scores = {}
     for role in ("dev", "test"):
         if role in trainer.eval_loaders:

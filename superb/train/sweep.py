@@ -31,8 +31,8 @@ from superb.errors import ConfigError, disk_errors
 from superb.extract.extraction import resolve_device
 from superb.files import write_text
 from superb.train.masks import valid_frames
-from superb.train.runner import FitArgs, Run, make_upstream, open_run, release, write_results
-from superb.train.trainer import Progress, StepBar, to_device
+from superb.train.runner import FitArgs, Run, make_upstream, open_run, release, select_model, write_results
+from superb.train.trainer import Progress, StepBar, collect_outputs, to_device
 
 ALL_LAYERS = "all"  # --layer all: the learned weighted sum of every stored layer
 
@@ -170,12 +170,12 @@ def _train_group(points: list[Point], args: SweepArgs, auto_resume: bool, on_ste
         halving = Halving(Path(args.expdir), args.halving, runs, points) if args.halving else None
         for run in runs:
             run.trainer.stop_on_divergence = True
+        pooled = set() if args.exact else {k for k, run in enumerate(runs) if _pools_first(run)}
+        feeder = Feeder(runs[0].built.model.upstream, pooled)  # on the fly: the upstream shared, frozen
         with disk_errors(Path(args.expdir), "-p", "rerun it with -a"):
-            _drive(runs, rngs, points, ctx, device, on_step, halving, batched=not args.exact)
+            _drive(runs, rngs, points, ctx, device, on_step, halving, feeder, batched=not args.exact)
             out = []
-            for point, run, rng in zip(points, runs, rngs, strict=True):
-                with rng.active():
-                    results = write_results(run.trainer, run.expdir) if ctx.main else {}
+            for point, run, results in zip(points, runs, _write_all(runs, rngs, feeder, ctx), strict=True):
                 out.append({"name": point.name, "lr": run.config.optimizer.lr, "seed": point.seed,
                             "layer": point.layer, "expdir": str(run.expdir),
                             "diverged_at_step": run.trainer.diverged, "halted_at_step": run.trainer.halted_at,
@@ -301,12 +301,11 @@ def batched_weighted_sums(hidden: torch.Tensor, weights: list[torch.Tensor]) -> 
     return [x.view(batch, frames, dim) for x in sums.unbind(0)]
 
 
-def _batched_step(trainers: list, rngs: list[HeadRng], group: list[int], ks: list[int], batch: dict,
-                  reports: list) -> None:
+def _batched_step(trainers: list, rngs: list[HeadRng], group: list[int], ks: list[int], batch: dict) -> list[int]:
     """One batch for the heads ``ks`` at once: the weighted sums of the whole ``group`` in one contraction (always
     all of it, in grid order, so a head's sum is computed alike whichever heads are still training: a resumed or
     halved sweep gives the figures of an uninterrupted one), each head's forward under its own RNG, one backward
-    pass for all (their parameters are disjoint, so each gets its own gradient)."""
+    pass for all (their parameters are disjoint, so each gets its own gradient). Returns the heads that updated."""
     hidden = batch["features"]
     weights = [trainers[k].model.featurizer.weights if k in ks else trainers[k].model.featurizer.weights.detach()
                for k in group]
@@ -317,13 +316,74 @@ def _batched_step(trainers: list, rngs: list[HeadRng], group: list[int], ks: lis
         with rngs[k].active():
             losses.append(trainers[k].batch_loss(batch, features=sums[group.index(k)]))
     torch.stack([loss / trainers[k].accumulate for loss, k in zip(losses, ks, strict=True)]).sum().backward()
+    updated = []
     for loss, k in zip(losses, ks, strict=True):
         with rngs[k].active():
-            trainers[k].after_backward(loss, reports[k])
+            if trainers[k].update(loss):
+                updated.append(k)
+    return updated
+
+
+class Feeder:
+    """What each head's model reads of a batch, the shared work done once: the frozen upstream's hidden states (on
+    the fly) and the per-utterance means for the heads that pool (``pooled``)."""
+
+    def __init__(self, upstream: torch.nn.Module | None, pooled: set[int]):
+        self.upstream, self.pooled = upstream, pooled
+
+    def features(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if self.upstream is None:
+            return batch
+        with torch.no_grad():
+            hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
+        return {**batch, "features": hidden, "lengths": lengths.to(hidden.device)}
+
+    def split(self, batch: dict[str, Any], heads: list[int]) -> list[dict[str, Any]]:
+        """One batch per head of ``heads``, from a batch with its features."""
+        means = mean_pooled(batch) if any(k in self.pooled for k in heads) else None
+        return [means if k in self.pooled else batch for k in heads]
+
+    def __call__(self, heads: list[int]):
+        """``feed(batch)`` → one batch per head of ``heads``, from a loader's batch (``collect_outputs``'s feed)."""
+        return lambda batch: self.split(self.features(batch), heads)
+
+
+def _evaluate_together(trainers: list, rngs: list[HeadRng], heads: list[int], feeder: Feeder,
+                       step: int | None = None, roles: tuple[str, ...] | None = None) -> None:
+    """Collect the outputs of ``heads`` on each of their evaluation roles in one pass over its loader; each head's
+    own ``evaluate`` then scores them (``prefilled``), as it would have scored its own pass."""
+    first = trainers[heads[0]]
+    for role in roles or first.config.runner.eval_dataloaders:
+        if role not in first.eval_loaders:
+            continue
+        outputs = collect_outputs([trainers[k] for k in heads], role, step, feeder(heads),
+                                  [rngs[k].active for k in heads])
+        for k, out in zip(heads, outputs, strict=True):
+            trainers[k].prefilled[role] = out
+
+
+def _write_all(runs: list[Run], rngs: list[HeadRng], feeder: Feeder, ctx: distributed.Context) -> list[dict]:
+    """Every head's results.json: its reported model loaded, dev and test collected for the heads reported at the
+    same step in one pass each (that step picks a drawn dev sample), then scored and written per head."""
+    if not ctx.main:
+        return [{} for _ in runs]
+    trainers = [run.trainer for run in runs]
+    steps = []
+    for run, rng in zip(runs, rngs, strict=True):
+        with rng.active():
+            steps.append(select_model(run.trainer, run.expdir))
+    for step in dict.fromkeys(steps):
+        _evaluate_together(trainers, rngs, [k for k, s in enumerate(steps) if s == step], feeder, step,
+                           ("dev", "test"))
+    out = []
+    for run, rng, step in zip(runs, rngs, steps, strict=True):
+        with rng.active():
+            out.append(write_results(run.trainer, run.expdir, scored_step=step))
+    return out
 
 
 def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distributed.Context,
-           device: torch.device, on_step, halving: Halving | None = None, batched: bool = True) -> None:
+           device: torch.device, on_step, halving: Halving | None, feeder: Feeder, batched: bool = True) -> None:
     trainers = [run.trainer for run in runs]
     total = runs[0].config.runner.total_steps
     for trainer in trainers:
@@ -335,26 +395,26 @@ def _drive(runs: list[Run], rngs: list[HeadRng], points: list[Point], ctx: distr
         loader.batch_sampler.set_position(position)
         start = min(t.progress.step for t in trainers)
         with StepBar(ctx.main, start, total) as bar:
-            upstream = runs[0].built.model.upstream  # on the fly: shared by every head, frozen
-            pooled = [k for k, run in enumerate(runs) if batched and _pools_first(run)]  # fed per-utterance means
-            group = [k for k, run in enumerate(runs) if _summable(run, ctx) and k not in pooled]  # one contraction
-            group = group if batched and len(group) > 1 else []
+            group = [k for k, run in enumerate(runs) if _summable(run, ctx) and k not in feeder.pooled]
+            group = group if batched and len(group) > 1 else []  # their sums: one contraction
             reports = [None if on_step is None else (lambda step, name=p.name: on_step(name, step)) for p in points]
             for batch in loader:
-                batch = to_device(batch, device)
-                if upstream is not None:  # run once for all heads; each head's model then reads the features
-                    with torch.no_grad():
-                        hidden, lengths = upstream(batch["wavs"], batch["wav_lengths"])
-                    batch = {**batch, "features": hidden, "lengths": lengths.to(hidden.device)}
+                batch = feeder.features(to_device(batch, device))  # on the fly: the upstream once for all heads
                 ready = [k for k, t in enumerate(trainers) if not t.done and t.progress.position == position]
                 together = [k for k in ready if k in group]  # (not stopped, not resumed further on)
-                if together:
-                    _batched_step(trainers, rngs, group, together, batch, reports)
-                means = mean_pooled(batch) if any(k in pooled for k in ready) else None
-                for k in ready:
-                    if k not in together:
-                        with rngs[k].active():
-                            trainers[k].consume(means if k in pooled else batch, reports[k])
+                updated = _batched_step(trainers, rngs, group, together, batch) if together else []
+                alone = [k for k in ready if k not in together]
+                for k, fed in zip(alone, feeder.split(batch, alone), strict=True):
+                    with rngs[k].active():
+                        if trainers[k].learn(fed):
+                            updated.append(k)
+                updated.sort()
+                due = [k for k in updated if trainers[k].evaluates_now]
+                if due:  # dev/test read once for every head that scores them at this step
+                    _evaluate_together(trainers, rngs, due, feeder)
+                for k in updated:
+                    with rngs[k].active():
+                        trainers[k].after_update(reports[k])
                 position += ctx.world
                 if halving is not None:
                     halving.after_batch(ctx)

@@ -137,6 +137,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg, total))
         self._writer = None
         self.outputs: dict[str, tuple[list, list, list]] = {}
+        self.prefilled: dict[str, Outputs] = {}  # a role's outputs collected with other heads' (a sweep)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -204,7 +205,6 @@ class Trainer:
                 self.writer.add_scalar(f"{record.get('split', 'train')}/{key}", value, record["step"])
 
     # -- evaluation -------------------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, role: str, final: bool = False, step: int | None = None) -> dict[str, Any]:
         """Metrics of the current model on a role's loader (``loss``, the task metric, confusion…).
 
@@ -212,38 +212,20 @@ class Trainer:
         ``final`` (the results of the selected model) uses the task's ``final_metrics`` where it has one
         (SD scores every post-processing setting there, not at every evaluation during training).
         ``step``: the training step of the model scored (default: now), which picks a drawn dev sample.
+        Outputs a sweep collected for this head along with the others' (``prefilled``) are used once.
         """
-        draw_for = getattr(self.eval_loaders[role].batch_sampler, "draw_for", None)
-        if draw_for is not None:
-            draw_for(self.progress.step if step is None else step)
-        self.model.eval()
-        score_batch = getattr(self.task, "score_batch", None)
-        positions, predictions, targets, losses, count = [], [], [], 0.0, 0
-        for batch in self.eval_loaders[role]:
-            batch = to_device(batch, self.device)
-            logits, lengths = self.model(batch)
-            size = len(batch["target_lengths"])
-            loss = self.task.loss(logits, lengths, batch)  # None: no loss outside training (ASV embeddings)
-            if loss is not None:
-                losses += float(loss) * size
-                count += size
-            if score_batch is not None:  # scored against the batch's signals, so no waveform piles up (separation)
-                predictions.extend(score_batch(logits, lengths, batch, self.prepared, role))
-            else:
-                predictions.extend(self.task.predict(logits, lengths, self.prepared))
-            targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
-            positions.extend(batch["index"].tolist())
-        self.model.train()
-        if score_batch is not None:  # scores still being computed elsewhere (separation's scoring pool)
-            predictions = self.task.collect_scores(predictions, self.prepared)
-        order = sorted(range(len(positions)), key=positions.__getitem__)  # item order, whatever the batching
-        positions, predictions, targets = ([seq[k] for k in order] for seq in (positions, predictions, targets))
+        outputs = self.prefilled.pop(role, None) or collect_outputs([self], role, step)[0]
+        if getattr(self.task, "score_batch", None) is not None:  # scores still being computed elsewhere
+            outputs.predictions = self.task.collect_scores(outputs.predictions, self.prepared)  # (separation)
+        order = sorted(range(len(outputs.positions)), key=outputs.positions.__getitem__)  # item order
+        positions, predictions, targets = ([seq[k] for k in order] for seq in
+                                           (outputs.positions, outputs.predictions, outputs.targets))
         self.outputs[role] = (positions, predictions, targets)
         if not positions:
             return {"loss": float("nan"), self.task.metric: float("nan")}
         score = getattr(self.task, "final_metrics", self.task.metrics) if final else self.task.metrics
         metrics = score(predictions, targets, self.prepared, role=role)
-        return {**({"loss": losses / count} if count else {}), **metrics}
+        return {**({"loss": outputs.losses / outputs.count} if outputs.count else {}), **metrics}
 
     def _better(self, value: float) -> bool:
         best = self.progress.best_value
@@ -293,11 +275,18 @@ class Trainer:
         """One batch of the stream (on the device): forward and backward, and after ``accumulate`` of them the
         update with its logging, evaluation and checkpoints. True once the run is done (its last step, or its
         loss not finite where ``stop_on_divergence``: a sweep stops such a head, the others go on)."""
+        if self.learn(batch):
+            return self.after_update(on_step, bar)
+        return self.diverged is not None
+
+    def learn(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> bool:
+        """Forward and backward of one batch, and the update once ``accumulate`` batches are in; True when it
+        updated (``after_update`` is then due). ``features``: see ``batch_loss``."""
         self.start_batch()
         with self._no_sync(self._micro % self.accumulate != 0):  # gradients are averaged once, at the update
-            loss = self.batch_loss(batch)
+            loss = self.batch_loss(batch, features)
             (loss / self.accumulate).backward()
-        return self.after_backward(loss, on_step, bar)
+        return self.update(loss)
 
     def start_batch(self) -> None:
         self.progress.position += self.ctx.world
@@ -312,26 +301,37 @@ class Trainer:
             logits, lengths = self.model.head_forward(features, batch["lengths"], batch)
         return self.task.loss(logits, lengths, batch)
 
-    def after_backward(self, loss: torch.Tensor, on_step=None, bar=None) -> bool:
-        """What follows a batch's backward pass: the loss window, and after ``accumulate`` batches the update
-        with its logging, evaluation and checkpoints (see ``consume``)."""
-        runner, progress, main = self.config.runner, self.progress, self.ctx.main
-        value = float(loss.detach())
+    def update(self, loss: torch.Tensor) -> bool:
+        """What follows a batch's backward pass: the loss window, and after ``accumulate`` batches the optimizer
+        step (skipped for gradients that are not finite, as s3prl). True when the step count moved; False
+        mid-accumulation or for a loss that is not finite under ``stop_on_divergence`` (the head is stopped)."""
+        progress, value = self.progress, float(loss.detach())
         if self.stop_on_divergence and not math.isfinite(value):
             self.diverged = progress.step
-            if main:
+            if self.ctx.main:
                 self.log({"step": progress.step, "split": "train", "diverged": True})
-            return True
+            return False
         progress.loss_sum += value
         progress.loss_count += 1
         if self._micro % self.accumulate:
             return False
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, runner.gradient_clipping)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.runner.gradient_clipping)
         if math.isfinite(float(grad_norm)):  # s3prl skips updates with inf/nan gradients
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         progress.step += 1
+        return True
+
+    @property
+    def evaluates_now(self) -> bool:
+        """Whether ``after_update`` scores dev/test at this step (a sweep collects them for all heads at once)."""
+        return self.ctx.main and self.progress.step % self.config.runner.eval_step == 0
+
+    def after_update(self, on_step=None, bar=None) -> bool:
+        """After an update: logging, evaluation and checkpoints, in that order (a checkpoint follows its step's
+        evaluation, so a resumed run never misses one). True at the last step."""
+        runner, progress, main = self.config.runner, self.progress, self.ctx.main
         step = progress.step
         if step % runner.log_step == 0:
             loss_sum, loss_count = distributed.all_sum([progress.loss_sum, progress.loss_count])
@@ -340,7 +340,7 @@ class Trainer:
                 self.log({"step": step, "split": "train", "loss": loss_sum / loss_count,
                           "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate})
             progress.loss_sum, progress.loss_count, self._started = 0.0, 0, time.perf_counter()
-        if main and step % runner.eval_step == 0:
+        if self.evaluates_now:
             self._eval_round()
         if main and step % runner.save_step == 0:
             self.save(f"states-{step}.ckpt")
@@ -406,6 +406,61 @@ def _unpad(targets: torch.Tensor, lengths: torch.Tensor) -> list[tuple[int, ...]
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+@dataclass
+class Outputs:
+    """What one model gave on a role's batches, in loader order: item positions, predictions, targets, and the
+    summed loss over ``count`` items (tasks without a loss outside training leave it 0)."""
+
+    positions: list = field(default_factory=list)
+    predictions: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+    losses: float = 0.0
+    count: int = 0
+
+    def add(self, trainer: Trainer, batch: dict[str, Any], role: str) -> None:
+        logits, lengths = trainer.model(batch)
+        size = len(batch["target_lengths"])
+        loss = trainer.task.loss(logits, lengths, batch)  # None: no loss outside training (ASV embeddings)
+        if loss is not None:
+            self.losses += float(loss) * size
+            self.count += size
+        score_batch = getattr(trainer.task, "score_batch", None)
+        if score_batch is not None:  # scored against the batch's signals, so no waveform piles up (separation)
+            self.predictions.extend(score_batch(logits, lengths, batch, trainer.prepared, role))
+        else:
+            self.predictions.extend(trainer.task.predict(logits, lengths, trainer.prepared))
+        self.targets.extend(_unpad(batch["targets"], batch["target_lengths"]))
+        self.positions.extend(batch["index"].tolist())
+
+
+@torch.no_grad()
+def collect_outputs(trainers: list[Trainer], role: str, step: int | None = None, feed=None,
+                    guards: list | None = None) -> list[Outputs]:
+    """Each trainer's outputs on ``role``, the loader read once for all (a sweep's heads share its batches: each
+    batch is read, padded and moved once). ``feed(batch)``: the batch each trainer's model reads (default: the
+    batch itself); ``guards[k]()``: a context each model runs in (a sweep's per-head RNG). ``step`` picks a
+    drawn dev sample (default: the first trainer's step)."""
+    first = trainers[0]
+    loader = first.eval_loaders[role]
+    draw_for = getattr(loader.batch_sampler, "draw_for", None)
+    if draw_for is not None:
+        draw_for(first.progress.step if step is None else step)
+    outputs = [Outputs() for _ in trainers]
+    for trainer in trainers:
+        trainer.model.eval()
+    try:
+        for batch in loader:
+            batch = to_device(batch, first.device)
+            fed = feed(batch) if feed is not None else [batch] * len(trainers)
+            for k, (trainer, out) in enumerate(zip(trainers, outputs, strict=True)):
+                with guards[k]() if guards is not None else contextlib.nullcontext():
+                    out.add(trainer, fed[k], role)
+    finally:
+        for trainer in trainers:
+            trainer.model.train()
+    return outputs
 
 
 class _KeptWriteError:
