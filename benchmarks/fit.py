@@ -4,15 +4,16 @@ The on-the-fly baseline runs a frozen random-init WavLM (Base by default) inside
 runner does; the store path reads the same model's stored hidden states. Both train the same head on
 the weighted sum of 13 × 768 hidden states, no gradient accumulation: ``--task ks`` (Linear → mean-pool
 → Linear, batch 32 × 1 s, Speech Commands), ``--task pr`` (linear CTC head, batch 16 LibriSpeech-like
-utterances of 2–6 s), ``--task asv`` (x-vector + AM-softmax, batch 10, VoxCeleb1 verification store,
-silence-trimmed), ``--task sd`` (LSTM + PIT, batch 8 two-speaker recordings of 8 s), ``--task phone_linear``
-(linear frame classifier, batch 32 bucketed as s3prl, CPC-style labels), ``--task separation_stft`` (s3prl's
-3 × BLSTM 896 mask head and uPIT loss, batch 8 two-speaker mixtures, the sources read from disk each step on
-both paths) or ``--task sws2013`` (s3prl's QbE embedder, 16 pairs = 32 windows of 3 s a step: cut from the
-stored frames, or 3 s of audio through the upstream on the fly; no QUESST store, so no test). Also ``--preload`` (the split held in RAM). Goal: store ≥ 30× on the fly (CPU); a heavy head
-(sd, separation_stft) bounds the ratio, as it costs the same on both paths.
+utterances of 2–6 s), ``--task asr`` (s3prl's 2 × BLSTM 1024 CTC head, batch 8 of the same utterances),
+``--task asv`` (x-vector + AM-softmax, batch 10, VoxCeleb1 verification store, silence-trimmed), ``--task sd``
+(LSTM + PIT, batch 8 two-speaker recordings of 8 s), ``--task phone_linear`` (linear frame classifier, batch 32
+bucketed as s3prl, CPC-style labels), ``--task separation_stft`` (s3prl's 3 × BLSTM 896 mask head and uPIT
+loss, batch 8 two-speaker mixtures, the sources read from disk each step on both paths) or ``--task sws2013``
+(s3prl's QbE embedder, 16 pairs = 32 windows of 3 s a step: cut from the stored frames, or 3 s of audio through
+the upstream on the fly; no QUESST store, so no test). Also ``--preload`` (the split held in RAM). Goal: store
+≥ 30× on the fly (CPU); a heavy head (sd, separation_stft) bounds the ratio, as it costs the same on both paths.
 
-    python benchmarks/fit.py [--task ks|pr|asv|sd|phone_linear|separation_stft|sws2013] [--size base] [--steps 40]
+    python benchmarks/fit.py [--task ks|pr|asr|asv|sd|phone_linear|separation_stft|sws2013] [--size base] [--steps 40]
                              [--otf-steps 6] [--device cpu]
 """
 
@@ -49,6 +50,7 @@ def _phones(root: Path) -> tuple[Path, dict]:
 CORPORA = {
     "ks": ("speech_commands", lambda root: (make_speech_commands(root, per_word=16, speakers=5)[0], {}), 32, {}, ""),
     "pr": ("librispeech", lambda root: (make_librispeech(root, speakers=4, utts_per_speaker=8), {}), 16, {}, ""),
+    "asr": ("librispeech", lambda root: (make_librispeech(root, speakers=4, utts_per_speaker=8), {}), 8, {}, ""),
     "asv": ("voxceleb1", lambda root: (make_voxceleb1(root, speakers=8, videos=2, utts_per_video=4,
                                                       test_speakers=2), {}),
             10, {"verification": True, "min_seconds": 1.0}, ",,config.data.dev_speakers=2"),
@@ -112,8 +114,8 @@ def main() -> None:
         otf = run("otf", args.otf_steps, 1, upstream="wavlm", random_init=args.size, root=str(train_root))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nmachine: {machine(args.device)}; torch {torch.__version__}; task {args.task}, batch {CORPORA[args.task][2]}, "
-          f"WavLM {args.size} (random init, 13 x 768 for Base)\n")
+    print(f"\nmachine: {machine(args.device)}; torch {torch.__version__}; task {args.task}, "
+          f"batch {CORPORA[args.task][2]}, WavLM {args.size} (random init, 13 x 768 for Base)\n")
     print("| path | steps/s | ratio to on the fly | goal |")
     print("|---|---|---|---|")
     print(f"| on the fly, frozen upstream (baseline) | {otf:.3f} | 1 | |")

@@ -4,32 +4,16 @@ batch, resumable after ``kill -9``, checkpoints that evaluate in one process."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from superb.errors import ConfigError
-from superb.testing.cli import finished, read_results, run_superb_here, torchrun
+from superb.testing.cli import finished, kill_launch, read_results, run_superb_here, torchrun
 from superb.train.runner import split_batch
 
 STEPS = ("config.runner.log_step=10,,config.runner.eval_step=50,,config.runner.save_step=50,,"
          "config.optimizer.lr=1e-3,,config.data.batch_size=8,,config.runner.gradient_accumulate_steps=2")
-
-def children(pid: int) -> list[int]:
-    """The worker processes torchrun started (each in its own session, so killing its group misses them)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
 
 def train_log(expdir: Path) -> list[dict]:
     return [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
@@ -69,13 +53,7 @@ def runs(ks, tmp_path_factory) -> Path:
                           threads=1)
     assert one.returncode == 0, one.stderr
     args = ("fit", "-d", "ks", "--features", str(store), "-o", OVERRIDE, "-p", str(out / "two"))
-    victim = torchrun(*args)
-    deadline = time.monotonic() + 120
-    while not list((out / "two").glob("states-*.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    for pid in [*children(victim.pid), victim.pid]:
-        os.kill(pid, signal.SIGKILL)
-    victim.communicate()
+    kill_launch(torchrun(*args), lambda: any((out / "two").glob("states-*.ckpt")))
     assert not (out / "two" / "results.json").exists(), "the run ended before it could be killed"
     code, err = finished(torchrun(*args, "-a"))
     assert code == 0, err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from superb.testing.cli import alone_and_shared, one_error_line, read_results, run_superb_here
+from superb.testing.cli import alone_and_shared, kill_launch, one_error_line, read_results, run_superb_here, torchrun
 from superb.train.sweep import SweepArgs, sweep
 
 STEPS = ("config.runner.total_steps=40,,config.runner.eval_step=20,,config.runner.log_step=10,,"
@@ -203,14 +203,17 @@ def test_on_the_fly_the_upstream_runs_once_for_every_head(ks_small, tmp_path):
                read_results(tmp_path / lr)["test"]
 
 
-def test_two_processes_sweep_as_one(ks_small, tmp_path):
-    """torchrun: 2 processes × batch 16 give one process's 16 × 2 accumulated, head by head."""
+def test_two_processes_sweep_as_one_and_resume_after_kill_9(ks_small, tmp_path):
+    """torchrun: 2 processes × batch 16 give one process's 16 × 2 accumulated, head by head, also when every
+    process is killed with ``kill -9`` after the first checkpoint and the sweep resumed with ``-a``."""
     _, stores = ks_small
-    override = ("config.runner.total_steps=10,,config.runner.eval_step=5,,config.runner.log_step=5,,"
-                "config.runner.save_step=10,,config.data.batch_size=16,,config.runner.gradient_accumulate_steps=2")
+    override = ("config.runner.total_steps=20,,config.runner.eval_step=5,,config.runner.log_step=5,,"
+                "config.runner.save_step=5,,config.data.batch_size=16,,config.runner.gradient_accumulate_steps=2")
     args = ("sweep", "-d", "ks", "--features", str(stores / "fbank_plain"), "--lr", "1e-2,1e-3", "-o", override,
             "--exact")  # several processes sum each head's layers on its own (DDP steps each head's model)
-    alone_and_shared(superb, args, tmp_path / "one", tmp_path / "two")
+    kill_launch(torchrun(*args, "-p", str(tmp_path / "two")), lambda: any((tmp_path / "two").rglob("states-*.ckpt")))
+    assert not (tmp_path / "two" / "sweep.json").exists(), "the sweep ended before it could be killed"
+    alone_and_shared(superb, (*args, "-a"), tmp_path / "one", tmp_path / "two")
     for name in ("lr0.01_seed0_layerall", "lr0.001_seed0_layerall"):
         one, two = losses(tmp_path / "one" / name), losses(tmp_path / "two" / name)
         assert [r[:2] for r in one] == [r[:2] for r in two]

@@ -27,6 +27,35 @@ def finished(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]
     return process.returncode, err
 
 
+def kill_launch(launcher: subprocess.Popen, ready: Any, timeout: float = 120) -> None:
+    """Once ``ready()`` holds, SIGKILL a torchrun launch: its workers (each in its own session, so killing the
+    launcher's group misses them) and the launcher, as a preemption would."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline and launcher.poll() is None:
+        time.sleep(0.02)
+    for pid in [*_children(launcher.pid), launcher.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    launcher.communicate()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def alone_and_shared(run_here: Any, args: tuple[str, ...], alone: Path, shared: Path, processes: int = 2) -> None:
     """``superb ARGS -p ALONE`` in this process (``run_here``) while ``torchrun`` runs ``ARGS -p SHARED`` on
     ``processes`` processes beside it; both must succeed."""
