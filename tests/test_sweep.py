@@ -67,6 +67,10 @@ def test_each_head_is_the_fit_it_stands_for(swept, tmp_path):
         assert figures(out / name) == pytest.approx(figures(fitted), rel=0.1)  # lr 1e-2 drifts most: 6.5% by 40
         batched = read_results(out / name)
         assert batched["dev"]["acc"] == pytest.approx(theirs["dev"]["acc"], abs=0.05)
+    single = superb("sweep", "-d", "ks", "--features", str(store), "-p", str(tmp_path / "k1"), "--lr", "0.001",
+                    "-o", STEPS)  # K = 1: no shortcut, its fit bit for bit
+    assert single.returncode == 0, single.stderr
+    assert losses(tmp_path / "k1" / "lr0.001_seed0_layerall") == losses(tmp_path / "0.001")
     best = max(summary["heads"], key=lambda h: h["dev"]["acc"])
     assert summary["best"] == best["name"] and summary["metric"] == "acc"
     evaluated = superb("evaluate", "-e", str(out / best["name"]), "-t", "test")

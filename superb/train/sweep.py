@@ -169,7 +169,8 @@ def _train_group(points: list[Point], args: SweepArgs, auto_resume: bool, on_ste
         halving = Halving(Path(args.expdir), args.halving, runs, points) if args.halving else None
         for run in runs:
             run.trainer.stop_on_divergence = True
-        pooled = set() if args.exact else {k for k, run in enumerate(runs) if _pools_first(run)}
+        # a stream of one head is its fit bit for bit: the shortcuts shared by several heads are left out
+        pooled = set() if args.exact or len(runs) < 2 else {k for k, run in enumerate(runs) if _pools_first(run)}
         feeder = Feeder(runs[0].built.model.upstream, pooled)  # on the fly: the upstream shared, frozen
         with disk_errors(Path(args.expdir), "-p", "rerun it with -a"):
             _drive(runs, rngs, points, ctx, device, on_step, halving, feeder, batched=not args.exact)
