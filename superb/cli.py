@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -310,6 +311,47 @@ def sweep(
                 f" stopped by halving at step {head['halted_at_step']}" if head["halted_at_step"] is not None else ""
             best = "  <- best dev" if head["name"] == summary["best"] else ""
             typer.echo(f"{head['name']:<32} dev {metric} {_figure(dev)}  test {metric} {_figure(test)}{mark}{best}")
+
+
+@app.command()
+def bench(
+    upstream: Annotated[str, typer.Option("-u", "--upstream", help="the upstream to evaluate")],
+    data_root: Annotated[Path, typer.Option("--data-root", help="the folder holding the corpora (any depth)")],
+    expdir: Annotated[Path, typer.Option("-p", "--expdir", help="stores, runs, bench.json and the report")] = Path(
+        "bench"),
+    ckpt: Annotated[Optional[Path], typer.Option("--ckpt", help="upstream checkpoint")] = None,
+    random_init: Annotated[Optional[str], typer.Option("--random-init", help="tiny|base|large (no weights)")] = None,
+    upstream_config: Annotated[Optional[Path], typer.Option("-g", "--upstream-config")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="e.g. ks,sid (default: every task)")] = None,
+    roots: Annotated[Optional[list[str]], typer.Option("--root", help="CORPUS=PATH (or labels=PATH): this folder, "
+                                                       "not the one found; repeatable")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="store dtype")] = "float16",
+    lr: Annotated[Optional[str], typer.Option("--lr", help="learning rates swept for every task (default: each "
+                                              "task's config)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="a smoke run: stop every task after this "
+                                                     "many steps (recorded in bench.json)", min=1)] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, write nothing")] = False,
+) -> None:
+    """Evaluate one upstream on every task whose corpus is under --data-root: extract each corpus once, sweep each
+    task, write the SUPERB table; a rerun carries on where it stopped."""
+    from superb.bench.plan import make_plan, render
+    from superb.bench.run import BenchArgs, run_plan
+    from superb.registry import UPSTREAMS
+    from superb.train.sweep import parse_values
+
+    options = _yaml_mapping(upstream_config, "--upstream-config")
+    with warnings.catch_warnings():  # the run itself says RANDOM WEIGHTS, once
+        warnings.simplefilter("ignore")
+        spec = UPSTREAMS.get(upstream).create(ckpt=ckpt, options=options, random_init=random_init, seed=0).spec
+    given = {name: Path(str(folder)).absolute() for name, folder in _key_values(roots or [], "--root").items()}
+    plan = make_plan(data_root, given, tasks.split(",") if tasks else None, spec.to_dict())
+    typer.echo(render(plan, upstream, dtype, expdir))
+    if dry_run:
+        return
+    typer.echo(run_plan(plan, BenchArgs(upstream=upstream, expdir=expdir, ckpt=ckpt, random_init=random_init,
+                                        upstream_options=options, dtype=dtype, max_steps=max_steps, device=device,
+                                        lrs=parse_values(lr, "--lr", float) if lr else None)))
 
 
 def _figure(value: object) -> str:

@@ -34,6 +34,10 @@ class Atis(Corpus):
     splits = SPLITS
     options: dict[str, Any] = {}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / IOB).is_dir() and any((folder / s).is_dir() for s in SPLITS)
+
     @property
     def base(self) -> Path:
         return layout_root(self.root, lambda p: (p / IOB).is_dir(), "ATIS")

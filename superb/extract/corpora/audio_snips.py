@@ -40,6 +40,10 @@ class AudioSnips(Corpus):
     splits = SPLITS
     options: dict[str, Any] = {"speakers": ",".join(DEFAULT_SPEAKERS)}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / ANNOTATIONS).is_dir()
+
     @property
     def base(self) -> Path:
         return layout_root(self.root, lambda p: (p / ANNOTATIONS).is_dir(), "audio_slu")

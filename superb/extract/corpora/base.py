@@ -107,6 +107,12 @@ class Corpus:
             )
         return list(splits)
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        """Whether ``folder`` is the root of this corpus's official layout, told by files only it has (``superb
+        bench`` finds corpora under a data root with it). Readers that cannot tell (``generic``) say no."""
+        return False
+
     def default_splits(self) -> list[str]:
         """The splits to extract when ``--splits`` is not given: all of them (readers may narrow this)."""
         return list(self.splits)

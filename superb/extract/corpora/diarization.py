@@ -59,6 +59,10 @@ class Diarization(Corpus):
     splits = SPLITS
     options: dict[str, Any] = {}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return any((folder / s / "wav.scp").is_file() and (folder / s / "reco2dur").is_file() for s in SPLITS)
+
     @property
     def base(self) -> Path:
         """The folder holding the split dirs: the root or its one sub-folder that does (``ROOT/data``)."""

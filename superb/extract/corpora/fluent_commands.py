@@ -34,6 +34,10 @@ class FluentCommands(Corpus):
     splits = ("train", "dev", "test")
     options: dict[str, Any] = {}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / "wavs").is_dir() and any((folder / "data" / name).is_file() for name in CSV_FILES.values())
+
     @property
     def base(self) -> Path:
         """The folder holding ``data/``: the root, or its one sub-folder that does."""

@@ -46,6 +46,11 @@ class Iemocap(Corpus):
     splits = SESSIONS
     options: dict[str, Any] = {}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return any((folder / session / "dialog").is_dir() or (folder / session / "sentences").is_dir()
+                   for session in SESSIONS)
+
     def __init__(self, root: str | Path, **options: Any):
         super().__init__(root, **options)
         self.dropped: dict[str, Counter[str]] = {}

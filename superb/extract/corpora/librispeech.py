@@ -36,6 +36,10 @@ class LibriSpeech(Corpus):
     splits = SPLITS
     options = {}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return any(_numeric_dirs(folder / split) for split in SPLITS if (folder / split).is_dir())
+
     def split_dir(self, split: str) -> Path:
         """The folder of ``split``, directly under the root or under its ``LibriSpeech/`` top folder."""
         tried = [self.root / split, self.root / "LibriSpeech" / split]

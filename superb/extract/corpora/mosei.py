@@ -37,6 +37,10 @@ class Mosei(Corpus):
     splits = ("train", "dev", "test")
     options: dict[str, Any] = {"labels": None}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / AUDIO).is_dir() or (folder / "Audio" / AUDIO).is_dir()
+
     @property
     def base(self) -> Path:
         """The folder holding ``Full/WAV_16000``."""

@@ -41,6 +41,10 @@ class Quesst14(Corpus):
     splits = ("docs", "dev", "eval")
     options: dict[str, Any] = {"language": SUPERB_LANGUAGE, **qbe_audio.OPTIONS}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / "scoring" / LISTS["docs"]).is_file()
+
     def __init__(self, root: str | Path, **options: Any):
         super().__init__(root, **options)
         qbe_audio.check_options(self.name, self.opts)

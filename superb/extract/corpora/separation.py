@@ -42,6 +42,10 @@ class Separation(Corpus):
     splits = SPLITS
     options: dict[str, Any] = {"rate": "16k", "mode": "min"}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / "wav16k" / "min").is_dir() or _holds_splits(folder)
+
     @property
     def base(self) -> Path:
         """The ``wav{rate}/{mode}`` folder holding the split folders."""

@@ -59,6 +59,10 @@ class Snips(Corpus):
     splits = ("train", "dev", "test")
     options: dict[str, Any] = {}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / IOB_FILE).is_file()
+
     @property
     def base(self) -> Path:
         """The folder holding ``all.iob.snips.txt`` and the split folders: the root or its one sub-folder that does."""

@@ -74,6 +74,10 @@ class SpeechCommands(Corpus):
     splits = ("train", "dev", "test")
     options: dict[str, Any] = {"test_root": None, "silence_seed": 0, "silence_clips": None}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return all((folder / name).is_file() for name in LISTS.values())
+
     def __init__(self, root: str | Path, **options: Any):
         super().__init__(root, **options)
         for key in ("silence_seed", "silence_clips"):

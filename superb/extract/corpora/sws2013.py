@@ -50,6 +50,10 @@ class Sws2013(Corpus):
     splits = ("docs", "dev", "eval")
     options: dict[str, Any] = {"examples": "all", "scoring_root": "", **qbe_audio.OPTIONS}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / FOLDERS["docs"]).is_dir() and (folder / "scoring_atwv_sws2013").is_dir()
+
     def __init__(self, root: str | Path, **options: Any):
         super().__init__(root, **options)
         if self.opts["examples"] not in EXAMPLES:

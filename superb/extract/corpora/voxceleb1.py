@@ -52,6 +52,10 @@ class VoxCeleb1(Corpus):
     splits = ("train", "dev", "test")
     options: dict[str, Any] = {"verification": False, "trim": True, "min_seconds": 2.0}
 
+    @classmethod
+    def signature(cls, folder: Path) -> bool:
+        return (folder / IDEN_SPLIT).is_file() or (folder / "meta" / IDEN_SPLIT).is_file()
+
     def __init__(self, root: str | Path, **options: Any):
         super().__init__(root, **options)
         if not isinstance(self.opts["verification"], bool) or not isinstance(self.opts["trim"], bool):

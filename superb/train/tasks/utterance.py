@@ -91,6 +91,7 @@ class UtteranceTask:
     macro_f1: bool = False  # also report macro F1 over the classes (MOSEI, as s3prl's sklearn f1_score)
     # what results.json's notes say of a run's choices where they differ from s3prl's (MOSEI's pooling …)
     describe: Callable[[Config], dict[str, Any]] | None = None
+    folds: tuple[int, ...] = ()  # a task run once per fold (ER's sessions, --fold); superb bench runs each
 
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
         check_corpus(store, self.name, self.corpus)

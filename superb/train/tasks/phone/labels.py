@@ -76,6 +76,11 @@ def _ids(path: Path, data: bytes) -> list[tuple[str, str]]:
             if line.strip()]
 
 
+def holds_phone_labels(folder: Path) -> bool:
+    """Whether ``folder`` is a CPC phone label folder (``superb bench`` finds it under a data root)."""
+    return (folder / LABELS_FILE).is_file()
+
+
 def read_phone_labels(folder: str | Path, dev_ratio: float = 0.1, seed: int = 1337) -> PhoneLabels:
     """The label folder's frames and its train/dev/test ids (dev carved from train as s3prl does)."""
     folder = Path(folder)

@@ -35,7 +35,7 @@ from superb.stores.base import FeatureStore
 from superb.train.config import Config, ModelConfig
 from superb.train.data import Item
 from superb.train.masks import valid_frames
-from superb.train.tasks.phone.labels import CLASSES, LABEL_RATE, read_phone_labels
+from superb.train.tasks.phone.labels import CLASSES, LABEL_RATE, holds_phone_labels, read_phone_labels
 from superb.train.tasks.utterance import Prepared, check_corpus
 
 
@@ -130,6 +130,8 @@ class PhoneClassification:
     higher_is_better: bool = True
     s3prl_selects_on_test: bool = True  # s3prl also keeps best-states-test.ckpt: only under protocol s3prl
     s3prl_checkpoint_on_test: bool = True
+    # what a run needs besides its corpus: fit's argument → how to know that folder (superb bench finds it)
+    needs: tuple[tuple[str, Any], ...] = (("labels", holds_phone_labels),)
 
     def prepare(self, store: FeatureStore, config: Config, seed: int) -> Prepared:
         check_corpus(store, self.name, self.corpus)

@@ -1,0 +1,118 @@
+"""Running a bench plan as stages that a rerun resumes.
+
+Stages run in the plan's order: each extraction (``EXPDIR/stores/UPSTREAM/STORE``), each task's sweep
+(``EXPDIR/runs/TASK[_foldN]``), then the report (``EXPDIR/report.md``, ``.csv``, ``.json`` and plots). Each
+stage's outcome is written to ``EXPDIR/bench.json`` as soon as it ends; a rerun skips the stages recorded done and
+runs the others, which resume themselves (an extraction keeps its finished blocks, a sweep each head's last
+checkpoint). A stage that fails is recorded with its one-line error and the others go on; a sweep whose store
+failed is not tried. The report always runs again (it reads what is there).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from superb.bench.plan import Extraction, Plan, TaskRun
+from superb.errors import ConfigError, SuperbError
+from superb.files import write_text
+
+
+@dataclass
+class BenchArgs:
+    upstream: str
+    expdir: Path
+    ckpt: Path | None = None
+    random_init: str | None = None
+    upstream_options: dict[str, Any] | None = None
+    dtype: str = "float16"
+    lrs: list[float] | None = None  # None: each task's config learning rate
+    max_steps: int | None = None  # a smoke run: every task stops after this many steps (labelled in bench.json)
+    device: str = "auto"
+
+
+class Stages:
+    """``EXPDIR/bench.json``: each stage's status (done / failed with its error), written after every stage."""
+
+    def __init__(self, path: Path, settings: dict[str, Any]):
+        self.path = path
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        before = saved.get("settings", settings)
+        changed = [f"{key} {before.get(key)!r} (now {value!r})" for key, value in settings.items()
+                   if before.get(key) != value]
+        if changed:
+            raise ConfigError(f"{path}: this bench ran with {', '.join(changed)}; use another -p, or its settings")
+        self.state = {"settings": settings, "stages": saved.get("stages", {})}
+
+    def done(self, name: str) -> bool:
+        return self.state["stages"].get(name, {}).get("status") == "done"
+
+    def failed(self, name: str) -> bool:
+        return self.state["stages"].get(name, {}).get("status") == "failed"
+
+    def run(self, name: str, work: Callable[[], Any], say: Callable[[str], None]) -> bool:
+        if self.done(name):
+            say(f"{name}: done already")
+            return True
+        say(f"{name} …")
+        try:
+            work()
+        except SuperbError as exc:
+            self._record(name, {"status": "failed", "error": str(exc).splitlines()[0]})
+            say(f"{name}: FAILED: {str(exc).splitlines()[0]}")
+            return False
+        self._record(name, {"status": "done"})
+        return True
+
+    def _record(self, name: str, outcome: dict[str, Any]) -> None:
+        self.state["stages"][name] = outcome
+        write_text(self.path, json.dumps(self.state, indent=2))
+
+
+def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
+             ) -> str:
+    """Run every stage not done yet; returns the report's Markdown."""
+    from superb.train.report import main_report
+
+    stores = args.expdir / "stores" / args.upstream.replace(":", "_")
+    settings = {"upstream": args.upstream, "ckpt": str(args.ckpt) if args.ckpt else None,
+                "random_init": args.random_init, "dtype": args.dtype, "lrs": args.lrs, "max_steps": args.max_steps}
+    stages = Stages(args.expdir / "bench.json", settings)
+    for extraction in plan.extractions:
+        stages.run(extraction.name, lambda e=extraction: _extract(e, args, stores), say)
+    for run in plan.runs:
+        blocked = [e.name for e in run.extractions if not stages.done(e.name)]
+        if blocked:
+            say(f"sweep {run.name}: not run ({', '.join(blocked)} did not finish)")
+            continue
+        stages.run(f"sweep {run.name}", lambda r=run: _sweep(r, args, stores), say)
+    runs = args.expdir / "runs"
+    return main_report([runs], args.expdir) if runs.is_dir() else "no task finished; nothing to report"
+
+
+def _extract(extraction: Extraction, args: BenchArgs, stores: Path) -> None:
+    from superb.extract.extraction import ExtractRequest, extract
+
+    extract(ExtractRequest(upstream=args.upstream, corpus=extraction.corpus, root=extraction.root, out=stores,
+                           upstream_options=dict(args.upstream_options or {}),
+                           corpus_options=dict(extraction.options), ckpt=args.ckpt, random_init=args.random_init,
+                           dtype=args.dtype, device=args.device, progress=False))
+
+
+def _sweep(run: TaskRun, args: BenchArgs, stores: Path) -> None:
+    from superb.train.sweep import SweepArgs, sweep
+
+    given = dict(run.given)
+    override = None
+    if args.max_steps is not None:
+        steps = args.max_steps
+        override = (f"config.runner.total_steps={steps},,config.runner.eval_step={steps},,"
+                    f"config.runner.save_step={steps},,config.runner.log_step={steps}")
+    sweep(SweepArgs(task=run.task, expdir=str(args.expdir / "runs" / run.name), features=str(stores),
+                    lrs=args.lrs, override=override, fold=run.fold,
+                    labels=str(given["labels"]) if "labels" in given else None, device=args.device),
+          auto_resume=True)

@@ -1,0 +1,76 @@
+"""``superb bench``: corpora found under a data root by their layouts, the plan (``--dry-run`` writes nothing), the
+stages run and recorded, a rerun that redoes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from superb.testing.cli import run_superb_here
+
+
+def superb(*args: str):
+    return run_superb_here(*args, threads=1)
+
+
+def data_root(speech_commands_root: Path, where: Path) -> Path:
+    """A data root holding the Speech Commands copy (train folder and test set) one level down, and a folder
+    of other files no layout claims."""
+    root = where / "data"
+    (root / "downloads" / "notes").mkdir(parents=True)
+    (root / "downloads" / "notes" / "README.txt").write_text("not a corpus\n")
+    (root / "speech_commands").symlink_to(speech_commands_root.parent, target_is_directory=True)
+    return root
+
+
+def test_dry_run_plans_what_is_there_and_names_what_is_missing(speech_commands_root, tmp_path):
+    root = data_root(speech_commands_root, tmp_path)
+    out = tmp_path / "bench"
+    plan = ("bench", "-u", "fbank", "--data-root", str(root), "-p", str(out), "--tasks", "ks")
+    result = superb(*plan[:-1], "ks,er,sid,phone_linear", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:2] == ["speech_commands", str(root / "speech_commands" / speech_commands_root.name)]
+               for line in lines), result.stdout
+    stages = lines[lines.index("stages:") + 1:]
+    stages = [line.split()[1:3] for line in stages[:stages.index("")]]
+    assert stages == [["extract", "speech_commands"], ["sweep", "ks"], ["report"]]
+    missing = {line.split()[0]: line.split(None, 1)[1] for line in lines[lines.index("tasks that cannot run:") + 1:]}
+    assert missing == {"er": "iemocap: not found", "sid": "voxceleb1: not found",
+                       "phone_linear": "librispeech: not found; labels: not found"}
+    assert "fits" in result.stdout and not out.exists()  # a dry run writes nothing
+
+    (root / "again").symlink_to(speech_commands_root.parent, target_is_directory=True)  # the same folder: one copy
+    linked = superb(*plan, "--dry-run").stdout
+    assert "several copies" not in linked and "sweep ks" in linked
+    shutil.copytree(speech_commands_root.parent, root / "copy")
+    twice = superb(*plan, "--dry-run")
+    assert "ks                   speech_commands: several copies" in twice.stdout
+    assert "--root speech_commands=PATH" in twice.stdout
+    chosen = superb(*plan, "--dry-run", "--root", f"speech_commands={root / 'copy' / speech_commands_root.name}")
+    assert "sweep ks" in chosen.stdout and "cannot run" not in chosen.stdout
+
+
+def test_stages_run_once_and_a_rerun_redoes_nothing(speech_commands_root, tmp_path):
+    root = data_root(speech_commands_root, tmp_path)
+    out = tmp_path / "bench"
+    args = ("bench", "-u", "fbank", "--data-root", str(root), "-p", str(out), "--tasks", "ks", "--max-steps", "2",
+            "--lr", "1e-3,1e-4")
+    first = superb(*args)
+    assert first.returncode == 0, first.stderr
+    state = json.loads((out / "bench.json").read_text())
+    assert state["settings"]["max_steps"] == 2
+    assert state["stages"] == {"extract speech_commands": {"status": "done"}, "sweep ks": {"status": "done"}}
+    sweep = json.loads((out / "runs" / "ks" / "sweep.json").read_text())
+    assert [h["name"] for h in sweep["heads"]] == ["lr0.001_seed0_layerall", "lr0.0001_seed0_layerall"]
+    assert "| fbank |" in (out / "report.md").read_text() and (out / "report.csv").is_file()
+    assert (out / "stores" / "fbank" / "speech_commands" / "zarr.json").is_file()
+
+    log = (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text()
+    again = superb(*args)
+    assert again.returncode == 0, again.stderr
+    assert "extract speech_commands: done already" in again.stderr and "sweep ks: done already" in again.stderr
+    assert (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text() == log
+    other = superb(*args[:-4], "--max-steps", "3")
+    assert "max_steps 2 (now 3)" in other.stderr.strip().splitlines()[-1]
