@@ -330,6 +330,9 @@ def bench(
                                               "task's config)")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="a smoke run: stop every task after this "
                                                      "many steps (recorded in bench.json)", min=1)] = None,
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="superb (checkpoints chosen on dev) or "
+                                                    "s3prl (s3prl's choices, e.g. SD/ASV on test); default: each "
+                                                    "task's config")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, write nothing")] = False,
 ) -> None:
@@ -340,6 +343,9 @@ def bench(
     from superb.registry import UPSTREAMS
     from superb.train.sweep import parse_values
 
+    protocols = {"superb": "dev", "s3prl": "s3prl"}
+    if protocol is not None and protocol not in protocols:
+        raise ConfigError(f"--protocol {protocol!r}: superb or s3prl")
     options = _yaml_mapping(upstream_config, "--upstream-config")
     with warnings.catch_warnings():  # the run itself says RANDOM WEIGHTS, once
         warnings.simplefilter("ignore")
@@ -351,6 +357,7 @@ def bench(
         return
     typer.echo(run_plan(plan, BenchArgs(upstream=upstream, expdir=expdir, ckpt=ckpt, random_init=random_init,
                                         upstream_options=options, dtype=dtype, max_steps=max_steps, device=device,
+                                        protocol=protocols.get(protocol or ""),
                                         lrs=parse_values(lr, "--lr", float) if lr else None)))
 
 

@@ -61,16 +61,23 @@ def test_stages_run_once_and_a_rerun_redoes_nothing(speech_commands_root, tmp_pa
     assert first.returncode == 0, first.stderr
     state = json.loads((out / "bench.json").read_text())
     assert state["settings"]["max_steps"] == 2
-    assert state["stages"] == {"extract speech_commands": {"status": "done"}, "sweep ks": {"status": "done"}}
+    assert {name: stage["status"] for name, stage in state["stages"].items()} == \
+           {"extract speech_commands": "done", "sweep ks": "done"}
     sweep = json.loads((out / "runs" / "ks" / "sweep.json").read_text())
     assert [h["name"] for h in sweep["heads"]] == ["lr0.001_seed0_layerall", "lr0.0001_seed0_layerall"]
-    assert "| fbank |" in (out / "report.md").read_text() and (out / "report.csv").is_file()
+    report = (out / "report.md").read_text()
+    assert report.startswith("**Smoke run**: every task stopped after 2 steps") and "| fbank |" in report
+    assert (out / "report.csv").is_file() and (out / "report.json").is_file()
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["stores"]["speech_commands"]["corpus"]["name"] == "speech_commands"
+    assert provenance["settings"]["max_steps"] == 2 and provenance["versions"]["torch"]
     assert (out / "stores" / "fbank" / "speech_commands" / "zarr.json").is_file()
 
     log = (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text()
     again = superb(*args)
     assert again.returncode == 0, again.stderr
-    assert "extract speech_commands: done already" in again.stderr and "sweep ks: done already" in again.stderr
+    assert "[1/3] extract speech_commands: done already" in again.stderr
+    assert "[2/3] sweep ks: done already" in again.stderr
     assert (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text() == log
     other = superb(*args[:-4], "--max-steps", "3")
     assert "max_steps 2 (now 3)" in other.stderr.strip().splitlines()[-1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,15 @@ class BenchArgs:
     upstream_options: dict[str, Any] | None = None
     dtype: str = "float16"
     lrs: list[float] | None = None  # None: each task's config learning rate
-    max_steps: int | None = None  # a smoke run: every task stops after this many steps (labelled in bench.json)
+    max_steps: int | None = None  # a smoke run: every task stops after this many steps (labelled in the report)
+    protocol: str | None = None  # runner.protocol for every task (dev / s3prl); None: each task's config
     device: str = "auto"
+
+    def settings(self) -> dict[str, Any]:
+        """What a rerun must share with the run it resumes (bench.json)."""
+        return {"upstream": self.upstream, "ckpt": str(self.ckpt) if self.ckpt else None,
+                "random_init": self.random_init, "upstream_options": self.upstream_options or {}, "dtype": self.dtype,
+                "lrs": self.lrs, "max_steps": self.max_steps, "protocol": self.protocol}
 
 
 class Stages:
@@ -59,13 +67,15 @@ class Stages:
             say(f"{name}: done already")
             return True
         say(f"{name} …")
+        started = time.perf_counter()
         try:
             work()
         except SuperbError as exc:
             self._record(name, {"status": "failed", "error": str(exc).splitlines()[0]})
             say(f"{name}: FAILED: {str(exc).splitlines()[0]}")
             return False
-        self._record(name, {"status": "done"})
+        self._record(name, {"status": "done", "seconds": round(time.perf_counter() - started, 1)})
+        say(f"{name}: done")
         return True
 
     def _record(self, name: str, outcome: dict[str, Any]) -> None:
@@ -76,22 +86,62 @@ class Stages:
 def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
              ) -> str:
     """Run every stage not done yet; returns the report's Markdown."""
-    from superb.train.report import main_report
-
     stores = args.expdir / "stores" / args.upstream.replace(":", "_")
-    settings = {"upstream": args.upstream, "ckpt": str(args.ckpt) if args.ckpt else None,
-                "random_init": args.random_init, "dtype": args.dtype, "lrs": args.lrs, "max_steps": args.max_steps}
-    stages = Stages(args.expdir / "bench.json", settings)
-    for extraction in plan.extractions:
-        stages.run(extraction.name, lambda e=extraction: _extract(e, args, stores), say)
-    for run in plan.runs:
+    stages = Stages(args.expdir / "bench.json", args.settings())
+    total = len(plan.extractions) + len(plan.runs) + 1
+
+    def at(k: int) -> Callable[[str], None]:
+        return lambda line: say(f"[{k}/{total}] {line}")
+
+    for k, extraction in enumerate(plan.extractions, start=1):
+        stages.run(extraction.name, lambda e=extraction: _extract(e, args, stores), at(k))
+    for k, run in enumerate(plan.runs, start=len(plan.extractions) + 1):
         blocked = [e.name for e in run.extractions if not stages.done(e.name)]
         if blocked:
-            say(f"sweep {run.name}: not run ({', '.join(blocked)} did not finish)")
+            at(k)(f"sweep {run.name}: not run ({', '.join(blocked)} did not finish)")
             continue
-        stages.run(f"sweep {run.name}", lambda r=run: _sweep(r, args, stores), say)
+        stages.run(f"sweep {run.name}", lambda r=run: _sweep(r, args, stores), at(k))
+    at(total)("report")
+    return _report(plan, args, stores, stages)
+
+
+def _report(plan: Plan, args: BenchArgs, stores: Path, stages: Stages) -> str:
+    """report.md/.csv/.json and plots in EXPDIR (a smoke run says so on top), and provenance.json: the upstream,
+    each store's identity, the package versions and the settings."""
+    from superb.stores.base import open_store
+    from superb.train.report import main_report
+
     runs = args.expdir / "runs"
-    return main_report([runs], args.expdir) if runs.is_dir() else "no task finished; nothing to report"
+    markdown = main_report([runs], args.expdir) if runs.is_dir() else "no task finished; nothing to report\n"
+    failed = {name: stage["error"] for name, stage in stages.state["stages"].items() if stage["status"] == "failed"}
+    notes = [f"**Smoke run**: every task stopped after {args.max_steps} steps (`--max-steps`); not comparable "
+             "with SUPERB's figures."] if args.max_steps else []
+    notes += [f"**Failed**: {name}: {error}" for name, error in failed.items()]
+    notes += [f"**Not run**: {task}: {why}" for task, why in sorted(plan.missing.items())]
+    if notes:
+        markdown = "\n".join(notes) + "\n\n" + markdown
+        write_text(args.expdir / "report.md", markdown)
+    identities = {}
+    for extraction in plan.extractions:
+        path = stores / extraction.store_name
+        if stages.done(extraction.name):
+            with open_store(path) as store:
+                identities[extraction.store_name] = {"path": str(path), **{key: store.attrs.get(key) for key in (
+                    "upstream", "corpus", "manifest", "layers", "dtype", "superb_version", "created")}}
+    versions = {name: _version(name) for name in ("superb", "torch", "torchaudio", "zarr", "numpy")}
+    write_text(args.expdir / "provenance.json", json.dumps(
+        {"settings": args.settings(), "stores": identities, "versions": versions, "failed": failed,
+         "not_run": plan.missing}, indent=2, default=str))
+    return markdown
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _extract(extraction: Extraction, args: BenchArgs, stores: Path) -> None:
@@ -107,11 +157,14 @@ def _sweep(run: TaskRun, args: BenchArgs, stores: Path) -> None:
     from superb.train.sweep import SweepArgs, sweep
 
     given = dict(run.given)
-    override = None
+    overrides = []
     if args.max_steps is not None:
         steps = args.max_steps
-        override = (f"config.runner.total_steps={steps},,config.runner.eval_step={steps},,"
-                    f"config.runner.save_step={steps},,config.runner.log_step={steps}")
+        overrides.append(f"config.runner.total_steps={steps},,config.runner.eval_step={steps},,"
+                         f"config.runner.save_step={steps},,config.runner.log_step={steps}")
+    if args.protocol is not None:
+        overrides.append(f"config.runner.protocol={args.protocol}")
+    override = ",,".join(overrides) or None
     sweep(SweepArgs(task=run.task, expdir=str(args.expdir / "runs" / run.name), features=str(stores),
                     lrs=args.lrs, override=override, fold=run.fold,
                     labels=str(given["labels"]) if "labels" in given else None, device=args.device),

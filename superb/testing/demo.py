@@ -3,8 +3,9 @@
 Synthesises a small Speech Commands corpus (official v0.01 layout, espeak-ng voices as speakers), runs
 ``superb extract`` for ``fbank`` (s3prl's default, per-utterance CMVN), ``fbank`` without CMVN and a tiny
 random-init ``wavlm`` into ``DEMO/stores``, shows ``superb inspect``, trains the KS head on each store
-for a few hundred steps (``superb fit``) and prints ``superb report``. Rerunning reuses the corpus,
-finds the stores complete and the runs finished.
+for a few hundred steps (``superb fit``) and prints ``superb report``, then runs ``superb bench`` on the corpus
+folder (every task whose corpus is there: KS; fbank without CMVN, 100 steps). Rerunning reuses the corpus, finds the stores complete
+and the runs finished.
 
     python -m superb.testing.demo [DEMO_DIR]
 """
@@ -43,6 +44,9 @@ def run(folder: Path) -> None:
         expdir = runs / f"ks_{name}"
         _show(["fit", "-d", "ks", "--features", str(stores / name), "-p", str(expdir), "-a", "-o", steps])
     _show(["report", str(runs), "--out", str(folder / "report")])
+    # the whole benchmark in one command: every task whose corpus is under the folder (here KS), a smoke run
+    _show(["bench", *upstreams["fbank_no_cmvn"], "--data-root", str(corpus), "-p", str(folder / "bench"),
+           "--max-steps", "100", "--lr", "1e-3"])
 
 
 def _show(argv: list[str]) -> None:
