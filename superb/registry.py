@@ -177,6 +177,11 @@ TASKS.add("sws2013", "superb.train.tasks.sws2013.task:TASK",
           "trainable QbE: SWS 2013 dev pairs, attention-pooled window embeddings, tested on QUESST 2014, MTWV")
 TASKS.add("example", "superb.train.tasks.example:TASK", "plumbing check: random labels on any corpus store")
 
+#: evaluations without training that ``superb bench`` runs on a store: ``corpus``, ``run(store, out, device)``
+EVALUATIONS = Registry("evaluation")
+EVALUATIONS.add("qbe", "superb.train.tasks.qbe.bench:QBE",
+                "query-by-example, QUESST 2014, DTW per stored layer, best dev layer scored on eval (superb qbe)")
+
 STORE_FORMATS = Registry("store format")
 STORE_FORMATS.add("zarr", "superb.stores.zarr_store:ZarrFormat", "Zarr v3 group, sharded (default)")
 STORE_FORMATS.add("hdf5", "superb.stores.hdf5_store:Hdf5Format", "one HDF5 file, published once complete")

@@ -4,7 +4,11 @@ stages run and recorded, a rerun that redoes nothing."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from superb.testing.cli import run_superb_here
@@ -28,7 +32,7 @@ def test_dry_run_plans_what_is_there_and_names_what_is_missing(speech_commands_r
     root = data_root(speech_commands_root, tmp_path)
     out = tmp_path / "bench"
     plan = ("bench", "-u", "fbank", "--data-root", str(root), "-p", str(out), "--tasks", "ks")
-    result = superb(*plan[:-1], "ks,er,sid,phone_linear", "--dry-run")
+    result = superb(*plan[:-1], "ks,er,sid,phone_linear,qbe", "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.split()[:2] == ["speech_commands", str(root / "speech_commands" / speech_commands_root.name)]
@@ -38,7 +42,7 @@ def test_dry_run_plans_what_is_there_and_names_what_is_missing(speech_commands_r
     assert stages == [["extract", "speech_commands"], ["sweep", "ks"], ["report"]]
     missing = {line.split()[0]: line.split(None, 1)[1] for line in lines[lines.index("tasks that cannot run:") + 1:]}
     assert missing == {"er": "iemocap: not found", "sid": "voxceleb1: not found",
-                       "phone_linear": "librispeech: not found; labels: not found"}
+                       "phone_linear": "librispeech: not found; labels: not found", "qbe": "quesst14: not found"}
     assert "fits" in result.stdout and not out.exists()  # a dry run writes nothing
 
     (root / "again").symlink_to(speech_commands_root.parent, target_is_directory=True)  # the same folder: one copy
@@ -52,13 +56,28 @@ def test_dry_run_plans_what_is_there_and_names_what_is_missing(speech_commands_r
     assert "sweep ks" in chosen.stdout and "cannot run" not in chosen.stdout
 
 
-def test_stages_run_once_and_a_rerun_redoes_nothing(speech_commands_root, tmp_path):
+def test_killed_it_resumes_and_a_rerun_redoes_nothing(speech_commands_root, tmp_path):
+    """``kill -9`` once the extraction is recorded (the sweep under way): the same command skips the extraction,
+    finishes the sweep and the report; run again, it redoes nothing."""
     root = data_root(speech_commands_root, tmp_path)
     out = tmp_path / "bench"
     args = ("bench", "-u", "fbank", "--data-root", str(root), "-p", str(out), "--tasks", "ks", "--max-steps", "2",
             "--lr", "1e-3,1e-4")
+    victim = subprocess.Popen([sys.executable, "-m", "superb", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while victim.poll() is None and time.monotonic() < deadline and \
+                not _recorded(out / "bench.json", "extract speech_commands"):
+            time.sleep(0.02)
+    finally:
+        victim.kill()
+        victim.wait()
+    assert not (out / "report.md").exists(), "the bench ended before it could be killed"
+
     first = superb(*args)
     assert first.returncode == 0, first.stderr
+    assert "[1/3] extract speech_commands: done already" in first.stderr and "[2/3] sweep ks: done" in first.stderr
     state = json.loads((out / "bench.json").read_text())
     assert state["settings"]["max_steps"] == 2
     assert {name: stage["status"] for name, stage in state["stages"].items()} == \
@@ -71,7 +90,6 @@ def test_stages_run_once_and_a_rerun_redoes_nothing(speech_commands_root, tmp_pa
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["stores"]["speech_commands"]["corpus"]["name"] == "speech_commands"
     assert provenance["settings"]["max_steps"] == 2 and provenance["versions"]["torch"]
-    assert (out / "stores" / "fbank" / "speech_commands" / "zarr.json").is_file()
 
     log = (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text()
     again = superb(*args)
@@ -81,3 +99,10 @@ def test_stages_run_once_and_a_rerun_redoes_nothing(speech_commands_root, tmp_pa
     assert (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text() == log
     other = superb(*args[:-4], "--max-steps", "3")
     assert "max_steps 2 (now 3)" in other.stderr.strip().splitlines()[-1]
+
+
+def _recorded(path: Path, stage: str) -> bool:
+    try:
+        return json.loads(path.read_text())["stages"][stage]["status"] == "done"
+    except (OSError, ValueError, KeyError):  # not written yet (written whole: never half)
+        return False

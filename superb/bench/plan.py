@@ -3,7 +3,8 @@
 Everything a task needs comes from the registries, not from a table here: its corpus and that corpus's options
 (``task.corpus``, ``task.corpus_options``: ASV's verification reader), a second corpus it tests on
 (``task.test_corpus``: QUESST 2014 for sws2013), folders it needs besides (``task.needs``: the phone tasks' CPC
-labels) and its folds (``task.folds``: ER's five sessions). Adding a task does not touch bench.
+labels) and its folds (``task.folds``: ER's five sessions); evaluations without training (``EVALUATIONS``: QbE's
+DTW) name their corpus the same way. Adding a task does not touch bench.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from superb.bench.discover import corpus_signatures, find_folders
 from superb.errors import ConfigError, SuperbError
-from superb.registry import CORPORA, TASKS
+from superb.registry import CORPORA, EVALUATIONS, TASKS
 
 SKIPPED_TASKS = ("example",)  # a plumbing check, not part of SUPERB
 BYTES = {"float16": 2, "float32": 4}
@@ -40,16 +41,22 @@ class Extraction:
 
 @dataclass(frozen=True)
 class TaskRun:
-    """One sweep: a task (and fold), the stores it reads and the folders it is given."""
+    """One sweep of a task (and fold), or one evaluation without training (QbE's DTW): the stores it reads and
+    the folders it is given."""
 
     task: str
     fold: int | None
     extractions: tuple[Extraction, ...]
     given: tuple[tuple[str, Path], ...] = ()  # fit's argument → folder (labels)
+    evaluation: bool = False  # an EVALUATIONS entry: run on its store, nothing trained
 
     @property
     def name(self) -> str:
         return self.task if self.fold is None else f"{self.task}_fold{self.fold}"
+
+    @property
+    def stage(self) -> str:
+        return self.name if self.evaluation else f"sweep {self.name}"
 
 
 @dataclass
@@ -84,9 +91,8 @@ def make_plan(data_root: Path, roots: dict[str, Path], tasks: list[str] | None, 
     if not data_root.is_dir():
         raise ConfigError(f"--data-root {data_root}: not a folder")
     signatures = corpus_signatures()
-    wanted = [TASKS.canonical(t) for t in tasks] if tasks else [e.name for e in TASKS.entries()
-                                                               if e.name not in SKIPPED_TASKS]
-    needs = {name: holds for t in wanted for name, holds in getattr(TASKS.get(t), "needs", ())}
+    wanted = _wanted(tasks)
+    needs = {name: holds for t, registry in wanted for name, holds in getattr(registry.get(t), "needs", ())}
     found = find_folders(data_root, {**signatures, **needs})
     for name, folder in roots.items():
         if name not in signatures and name not in needs:
@@ -97,8 +103,8 @@ def make_plan(data_root: Path, roots: dict[str, Path], tasks: list[str] | None, 
     chosen = {name: folders[0] for name, folders in found.items() if len(folders) == 1}
     extractions: dict[Extraction, Audio] = {}
     runs, missing = [], {}
-    for name in wanted:
-        task = TASKS.get(name)
+    for name, registry in wanted:
+        task = registry.get(name)
         if not task.corpus:
             missing[name] = "reads no corpus of its own"
             continue
@@ -121,10 +127,23 @@ def make_plan(data_root: Path, roots: dict[str, Path], tasks: list[str] | None, 
             continue
         given = tuple((n, chosen[n]) for n in given_names)
         for fold in getattr(task, "folds", ()) or (None,):
-            runs.append(TaskRun(name, fold, tuple(stores), given))
+            runs.append(TaskRun(name, fold, tuple(stores), given, registry is EVALUATIONS))
     used = {e for run in runs for e in run.extractions}
     return Plan(data_root, chosen, ambiguous, {e: a for e, a in extractions.items() if e in used}, runs, missing,
                 spec)
+
+
+def _wanted(tasks: list[str] | None) -> list[tuple[str, Any]]:
+    """``(name, registry)`` of the chosen tasks and evaluations (default: all but the plumbing check)."""
+    known = [(e.name, TASKS) for e in TASKS.entries() if e.name not in SKIPPED_TASKS]
+    known += [(e.name, EVALUATIONS) for e in EVALUATIONS.entries()]
+    if not tasks:
+        return known
+    out = []
+    for name in tasks:
+        registry = EVALUATIONS if name in EVALUATIONS else TASKS
+        out.append((registry.canonical(name), registry))
+    return out
 
 
 def _audio(extraction: Extraction) -> Audio:
@@ -164,7 +183,7 @@ def render(plan: Plan, upstream: str, dtype: str, expdir: Path) -> str:
         lines.append(f"  {k:>2}. {extraction.name:<28} {audio.utterances} utterances, {audio.hours:.2f} h: "
                      f"{_gb(size)}")
     for k, run in enumerate(plan.runs, start=len(plan.extractions) + 1):
-        lines.append(f"  {k:>2}. sweep {run.name}")
+        lines.append(f"  {k:>2}. {run.stage}")
     lines.append(f"  {len(plan.extractions) + len(plan.runs) + 1:>2}. report")
     lines += ["", f"stores in all: {_gb(total)}; {_disk_line(expdir, total)}"]
     if plan.missing:

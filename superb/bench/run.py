@@ -1,11 +1,12 @@
 """Running a bench plan as stages that a rerun resumes.
 
 Stages run in the plan's order: each extraction (``EXPDIR/stores/UPSTREAM/STORE``), each task's sweep
-(``EXPDIR/runs/TASK[_foldN]``), then the report (``EXPDIR/report.md``, ``.csv``, ``.json`` and plots). Each
-stage's outcome is written to ``EXPDIR/bench.json`` as soon as it ends; a rerun skips the stages recorded done and
-runs the others, which resume themselves (an extraction keeps its finished blocks, a sweep each head's last
-checkpoint). A stage that fails is recorded with its one-line error and the others go on; a sweep whose store
-failed is not tried. The report always runs again (it reads what is there).
+(``EXPDIR/runs/TASK[_foldN]``) or evaluation (QbE: ``EXPDIR/runs/qbe_{dev,test}``), then the report
+(``EXPDIR/report.md``, ``.csv``, ``.json`` and plots). Each stage's outcome is written to ``EXPDIR/bench.json``
+as soon as it ends; a rerun skips the stages recorded done and runs the others, which resume themselves (an
+extraction keeps its finished blocks, a sweep each head's last checkpoint; QbE's DTW starts over). A stage that
+fails is recorded with its one-line error and the others go on; a sweep whose store failed is not tried. The
+report always runs again (it reads what is there).
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda li
     for k, run in enumerate(plan.runs, start=len(plan.extractions) + 1):
         blocked = [e.name for e in run.extractions if not stages.done(e.name)]
         if blocked:
-            at(k)(f"sweep {run.name}: not run ({', '.join(blocked)} did not finish)")
+            at(k)(f"{run.stage}: not run ({', '.join(blocked)} did not finish)")
             continue
-        stages.run(f"sweep {run.name}", lambda r=run: _sweep(r, args, stores), at(k))
+        work = _evaluate if run.evaluation else _sweep
+        stages.run(run.stage, lambda r=run, w=work: w(r, args, stores), at(k))
     at(total)("report")
     return _report(plan, args, stores, stages)
 
@@ -151,6 +153,12 @@ def _extract(extraction: Extraction, args: BenchArgs, stores: Path) -> None:
                            upstream_options=dict(args.upstream_options or {}),
                            corpus_options=dict(extraction.options), ckpt=args.ckpt, random_init=args.random_init,
                            dtype=args.dtype, device=args.device, progress=False))
+
+
+def _evaluate(run: TaskRun, args: BenchArgs, stores: Path) -> None:
+    from superb.registry import EVALUATIONS
+
+    EVALUATIONS.get(run.task).run(stores / run.extractions[0].store_name, args.expdir / "runs", args.device)
 
 
 def _sweep(run: TaskRun, args: BenchArgs, stores: Path) -> None:
