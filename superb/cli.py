@@ -338,8 +338,9 @@ def bench(
 ) -> None:
     """Evaluate one upstream on every task whose corpus is under --data-root: extract each corpus once, sweep each
     task, write the SUPERB table; a rerun carries on where it stopped."""
-    from superb.bench.plan import make_plan, render
+    from superb.bench.plan import forward_rate, make_plan, render
     from superb.bench.run import BenchArgs, run_plan
+    from superb.extract.extraction import resolve_device
     from superb.registry import UPSTREAMS
     from superb.train.sweep import parse_values
 
@@ -349,9 +350,11 @@ def bench(
     options = _yaml_mapping(upstream_config, "--upstream-config")
     with warnings.catch_warnings():  # the run itself says RANDOM WEIGHTS, once
         warnings.simplefilter("ignore")
-        spec = UPSTREAMS.get(upstream).create(ckpt=ckpt, options=options, random_init=random_init, seed=0).spec
+        model = UPSTREAMS.get(upstream).create(ckpt=ckpt, options=options, random_init=random_init, seed=0)
     given = {name: Path(str(folder)).absolute() for name, folder in _key_values(roots or [], "--root").items()}
-    plan = make_plan(data_root, given, tasks.split(",") if tasks else None, spec.to_dict())
+    plan = make_plan(data_root, given, tasks.split(",") if tasks else None, model.spec.to_dict())
+    plan.forward_rate = forward_rate(model, resolve_device(device))
+    del model
     typer.echo(render(plan, upstream, dtype, expdir))
     if dry_run:
         return

@@ -77,6 +77,7 @@ class Plan:
     runs: list[TaskRun]
     missing: dict[str, str]  # task → why it cannot run
     spec: dict[str, Any] = field(default_factory=dict)  # the upstream's layers, dim, frame rate
+    forward_rate: float | None = None  # measured seconds of upstream forward per second of audio (None: not)
 
     def store_bytes(self, extraction: Extraction, dtype: str) -> int:
         """The store's size on disk: hours × frame rate × layers × dim × bytes per value."""
@@ -133,6 +134,26 @@ def make_plan(data_root: Path, roots: dict[str, Path], tasks: list[str] | None, 
                 spec)
 
 
+def forward_rate(upstream: Any, device: Any, seconds: float = 10.0) -> float:
+    """Seconds the upstream's forward takes per second of audio on ``device``: one warm-up second, then one
+    ``seconds``-long utterance of noise, timed (the extraction's reads and writes are not in it)."""
+    import time
+
+    import torch
+
+    upstream = upstream.to(device).eval()
+    wav = torch.randn(1, int(16_000 * seconds), device=device) * 0.1
+    with torch.no_grad():
+        upstream(wav[:, :16_000], torch.tensor([16_000]))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        upstream(wav, torch.tensor([wav.shape[1]]))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return (time.perf_counter() - started) / seconds
+
+
 def _wanted(tasks: list[str] | None) -> list[tuple[str, Any]]:
     """``(name, registry)`` of the chosen tasks and evaluations (default: all but the plumbing check)."""
     known = [(e.name, TASKS) for e in TASKS.entries() if e.name not in SKIPPED_TASKS]
@@ -175,17 +196,20 @@ def render(plan: Plan, upstream: str, dtype: str, expdir: Path) -> str:
     lines += [f"  {name:<16} {folder}" for name, folder in sorted(plan.found.items())]
     lines += [f"  {name:<16} several copies: {', '.join(map(str, folders))} (choose with --root {name}=PATH)"
               for name, folders in sorted(plan.ambiguous.items())]
-    total = 0
+    total, hours = 0, 0.0
     lines += ["", "stages:"]
     for k, (extraction, audio) in enumerate(plan.extractions.items(), start=1):
         size = plan.store_bytes(extraction, dtype)
-        total += size
+        total, hours = total + size, hours + audio.hours
         lines.append(f"  {k:>2}. {extraction.name:<28} {audio.utterances} utterances, {audio.hours:.2f} h: "
-                     f"{_gb(size)}")
+                     f"{_gb(size)}{_duration(plan, audio.hours, ', ~')}")
     for k, run in enumerate(plan.runs, start=len(plan.extractions) + 1):
         lines.append(f"  {k:>2}. {run.stage}")
     lines.append(f"  {len(plan.extractions) + len(plan.runs) + 1:>2}. report")
     lines += ["", f"stores in all: {_gb(total)}; {_disk_line(expdir, total)}"]
+    if plan.forward_rate is not None:
+        lines.append(f"extraction time: {_duration(plan, hours, '~')} of upstream forward (measured here: "
+                     f"{plan.forward_rate:.4f} s per audio second; reads, writes and training not counted)")
     if plan.missing:
         lines += ["", "tasks that cannot run:"]
         lines += [f"  {task:<20} {why}" for task, why in sorted(plan.missing.items())]
@@ -204,6 +228,13 @@ def _disk_line(expdir: Path, needed: int) -> str:
     free = disk_free(expdir)
     verdict = "fits" if needed <= free else "DOES NOT FIT"
     return f"{_gb(free)} free at {expdir}: {verdict}"
+
+
+def _duration(plan: Plan, hours: float, prefix: str) -> str:
+    if plan.forward_rate is None:
+        return ""
+    seconds = hours * 3600 * plan.forward_rate
+    return f"{prefix}{seconds / 3600:.1f} h" if seconds >= 3600 else f"{prefix}{seconds / 60:.1f} min"
 
 
 def _gb(size: int) -> str:
