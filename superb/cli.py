@@ -333,6 +333,8 @@ def bench(
     protocol: Annotated[Optional[str], typer.Option("--protocol", help="superb (checkpoints chosen on dev) or "
                                                     "s3prl (s3prl's choices, e.g. SD/ASV on test); default: each "
                                                     "task's config")] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="a CSV of published rows (report.csv's "
+                                                      "columns) shown below ours")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, write nothing")] = False,
 ) -> None:
@@ -360,7 +362,7 @@ def bench(
         return
     typer.echo(run_plan(plan, BenchArgs(upstream=upstream, expdir=expdir, ckpt=ckpt, random_init=random_init,
                                         upstream_options=options, dtype=dtype, max_steps=max_steps, device=device,
-                                        protocol=protocols.get(protocol or ""),
+                                        protocol=protocols.get(protocol or ""), reference=reference,
                                         lrs=parse_values(lr, "--lr", float) if lr else None)))
 
 

@@ -92,11 +92,17 @@ def test_killed_it_resumes_and_a_rerun_redoes_nothing(speech_commands_root, tmp_
     assert provenance["settings"]["max_steps"] == 2 and provenance["versions"]["torch"]
 
     log = (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text()
-    again = superb(*args)
+    published = tmp_path / "published.csv"
+    published.write_text("upstream,ks acc (%)\na published row,12.34\n")
+    again = superb(*args, "--reference", str(published))
     assert again.returncode == 0, again.stderr
     assert "[1/3] extract speech_commands: done already" in again.stderr
     assert "[2/3] sweep ks: done already" in again.stderr
     assert (out / "runs" / "ks" / "lr0.001_seed0_layerall" / "log.jsonl").read_text() == log
+    assert "| a published row | 12.34 |" in (out / "report.md").read_text().split("## Reference rows")[1]
+    published.write_text("upstream,ks acc (%)\na row,12.34,extra\n")
+    refused = superb(*args, "--reference", str(published))
+    assert "--reference" in refused.stderr.strip().splitlines()[-1] and refused.returncode != 0
     other = superb(*args[:-4], "--max-steps", "3")
     assert "max_steps 2 (now 3)" in other.stderr.strip().splitlines()[-1]
 

@@ -35,6 +35,7 @@ class BenchArgs:
     lrs: list[float] | None = None  # None: each task's config learning rate
     max_steps: int | None = None  # a smoke run: every task stops after this many steps (labelled in the report)
     protocol: str | None = None  # runner.protocol for every task (dev / s3prl); None: each task's config
+    reference: Path | None = None  # a CSV of published rows (report.csv's columns) shown below ours
     device: str = "auto"
 
     def settings(self) -> dict[str, Any]:
@@ -88,6 +89,7 @@ def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda li
              ) -> str:
     """Run every stage not done yet; returns the report's Markdown."""
     stores = args.expdir / "stores" / args.upstream.replace(":", "_")
+    reference = _reference(args.reference) if args.reference is not None else None  # a bad file: said first
     stages = Stages(args.expdir / "bench.json", args.settings())
     total = len(plan.extractions) + len(plan.runs) + 1
 
@@ -104,10 +106,10 @@ def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda li
         work = _evaluate if run.evaluation else _sweep
         stages.run(run.stage, lambda r=run, w=work: w(r, args, stores), at(k))
     at(total)("report")
-    return _report(plan, args, stores, stages)
+    return _report(plan, args, stores, stages, reference)
 
 
-def _report(plan: Plan, args: BenchArgs, stores: Path, stages: Stages) -> str:
+def _report(plan: Plan, args: BenchArgs, stores: Path, stages: Stages, reference: str | None) -> str:
     """report.md/.csv/.json and plots in EXPDIR (a smoke run says so on top), and provenance.json: the upstream,
     each store's identity, the package versions and the settings."""
     from superb.stores.base import open_store
@@ -122,6 +124,9 @@ def _report(plan: Plan, args: BenchArgs, stores: Path, stages: Stages) -> str:
     notes += [f"**Not run**: {task}: {why}" for task, why in sorted(plan.missing.items())]
     if notes:
         markdown = "\n".join(notes) + "\n\n" + markdown
+    if reference is not None:
+        markdown += "\n" + reference
+    if notes or reference is not None:
         write_text(args.expdir / "report.md", markdown)
     identities = {}
     for extraction in plan.extractions:
@@ -135,6 +140,23 @@ def _report(plan: Plan, args: BenchArgs, stores: Path, stages: Stages) -> str:
         {"settings": args.settings(), "stores": identities, "versions": versions, "failed": failed,
          "not_run": plan.missing}, indent=2, default=str))
     return markdown
+
+
+def _reference(path: Path) -> str:
+    """A user's CSV of published rows as a Markdown table (its own header, e.g. ``report.csv``'s columns)."""
+    import csv
+
+    from superb.train.report import md_row
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"--reference {path}: {exc}") from None
+    if len(rows) < 2 or any(len(row) != len(rows[0]) for row in rows):
+        raise ConfigError(f"--reference {path}: a header and rows of as many cells are needed")
+    lines = [f"## Reference rows ({path.name})", "", md_row(rows[0]), md_row(["---"] * len(rows[0]))]
+    return "\n".join(lines + [md_row(row) for row in rows[1:]]) + "\n"
 
 
 def _version(package: str) -> str | None:

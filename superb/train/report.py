@@ -382,7 +382,7 @@ _FOOTNOTES = {
 }
 
 
-def _md_row(cells: list[str]) -> str:
+def md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
@@ -448,9 +448,9 @@ def _grid_markdown(task: str, label: str, group: list[Run]) -> list[str]:
             elif run is not None and run.halted_at is not None:
                 text += f" (halved at {run.halted_at})"
             values.append(text)
-        rows.append(_md_row([f"{lr:g}", *values]))
+        rows.append(md_row([f"{lr:g}", *values]))
     return [f"\n### {_TASK_NAMES.get(task, task.upper())} · {label} (dev {column.header.split(' ', 1)[-1]})\n",
-            _md_row(["lr", *lines]), "|---" + "|---:" * len(lines) + "|", *rows]
+            md_row(["lr", *lines]), "|---" + "|---:" * len(lines) + "|", *rows]
 
 
 def plot_lr_grid(task: str, group: list[Run], title: str, path: Path) -> Path:
@@ -479,16 +479,16 @@ def render_markdown(table: Table, runs: list[Run], plots: dict[str, Path] | None
     """The report as Markdown: the SUPERB table, its footnotes, then every run."""
     cells = [[row.label] + [row.cells[c.key].text(c) if c.key in row.cells else "–" for c in table.columns]
              for row in table.rows]
-    lines = ["# SUPERB report", "", _md_row(["upstream"] + [c.header for c in table.columns]),
-             "|---" + "|---:" * len(table.columns) + "|", *map(_md_row, cells), "",
+    lines = ["# SUPERB report", "", md_row(["upstream"] + [c.header for c in table.columns]),
+             "|---" + "|---:" * len(table.columns) + "|", *map(md_row, cells), "",
              "Test metric of the best-dev run per task and upstream (SUPERB's protocol); percent, except "
              "SI-SDRi (dB) and MTWV/ATWV. ER: mean over the IEMOCAP session folds, each fold's best-dev run. "
              "(N runs): how many runs were compared on dev. –: not run."]
     used = "".join(text for row in cells for text in row[1:])
     lines += [f"\n{note}" for mark, note in _FOOTNOTES.items() if mark in used]
-    lines += ["", "## Runs", "", _md_row(["task", "upstream", "name", "selected", "best_step", "dev", "test",
+    lines += ["", "## Runs", "", md_row(["task", "upstream", "name", "selected", "best_step", "dev", "test",
                                           "lr", "seed", "layer/fold", "protocol"]),
-              "|---" * 11 + "|", *map(_md_row, _detail_rows(table, runs))]
+              "|---" * 11 + "|", *map(md_row, _detail_rows(table, runs))]
     grids = lr_grids(table, runs)
     if grids:
         lines += ["", "## Learning-rate grids", "", "Each run's dev metric (the task's selection metric); the "
