@@ -346,6 +346,11 @@ def bench(
     from superb.registry import UPSTREAMS
     from superb.train.sweep import parse_values
 
+    from superb.distributed import context
+
+    if context().distributed:
+        raise ConfigError("superb bench runs in one process (each stage would run on every rank); start it "
+                          "without torchrun")
     protocols = {"superb": "dev", "s3prl": "s3prl"}
     if protocol is not None and protocol not in protocols:
         raise ConfigError(f"--protocol {protocol!r}: superb or s3prl")
