@@ -169,7 +169,8 @@ def _wanted(tasks: list[str] | None) -> list[tuple[str, Any]]:
 
 def _audio(extraction: Extraction) -> Audio:
     try:
-        reader = CORPORA.get(extraction.corpus)(extraction.root, **dict(extraction.options))
+        reader_type = CORPORA.get(extraction.corpus)
+        reader = reader_type(extraction.root, **{**dict(extraction.options), **reader_type.counting_options})
         utterances = reader.utterances(reader.default_splits())
     except SuperbError as exc:
         return Audio(error=str(exc).splitlines()[0])

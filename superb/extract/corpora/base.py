@@ -77,6 +77,9 @@ class Corpus:
     version: ClassVar[int] = 1
     splits: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[dict[str, Any]] = {}
+    #: options that make ``utterances`` cheap where only the audio is counted (``superb bench``'s plan), e.g. no
+    #: trimming that decodes every file; the counts may then be an upper bound
+    counting_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, root: str | Path, **options: Any):
         unknown = sorted(set(options) - set(self.options))
