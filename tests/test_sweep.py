@@ -64,7 +64,7 @@ def test_each_head_is_the_fit_it_stands_for(swept, tmp_path):
                (theirs["dev"], theirs["test"], theirs["best_step"], theirs["lr"])
         assert [r[:2] for r in losses(out / name)] == [r[:2] for r in losses(fitted)]
         assert figures(out / name)[0] == pytest.approx(figures(fitted)[0], rel=1e-5)  # step 10's loss
-        assert figures(out / name) == pytest.approx(figures(fitted), rel=0.1)  # lr 1e-2 drifts most: 6.5% by 40
+        assert figures(out / name) == pytest.approx(figures(fitted), rel=5e-2)  # lr 1e-2 drifts most: 4.4% by 40
         batched = read_results(out / name)
         assert batched["dev"]["acc"] == pytest.approx(theirs["dev"]["acc"], abs=0.05)
     single = superb("sweep", "-d", "ks", "--features", str(store), "-p", str(tmp_path / "k1"), "--lr", "0.001",
