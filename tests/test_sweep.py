@@ -134,6 +134,22 @@ def test_bad_grids_fail_in_one_line(ks_small, tmp_path):
     shutil.rmtree(tmp_path / "s", ignore_errors=True)
 
 
+def test_without_lr_the_config_grid_is_swept(ks_small, tmp_path):
+    """``optimizer.sweep_lrs`` in the task config (here by ``-o``) is the grid when ``--lr`` is not given; an
+    empty one (every shipped config) leaves the config's one rate."""
+    _, stores = ks_small
+    short = ("config.runner.total_steps=2,,config.runner.eval_step=2,,config.runner.save_step=2,,"
+             "config.runner.log_step=2")
+    base = ("sweep", "-d", "ks", "--features", str(stores / "fbank_plain"))
+    result = superb(*base, "-p", str(tmp_path / "grid"), "-o", f"{short},,config.optimizer.sweep_lrs=[1.0e-2, 1.0e-3]")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "grid" / "sweep.json").read_text())
+    assert [h["name"] for h in summary["heads"]] == ["lr0.01_seed0_layerall", "lr0.001_seed0_layerall"]
+    assert summary["grid"]["lr"] == [1e-2, 1e-3] and [h["lr"] for h in summary["heads"]] == [1e-2, 1e-3]
+    bad = superb(*base, "-p", str(tmp_path / "bad"), "-o", f"{short},,config.optimizer.sweep_lrs=[-1.0]")
+    assert "config optimizer.sweep_lrs '-1.0': '-1.0' is not a finite learning rate >= 0" in one_error_line(bad)
+
+
 def test_the_report_shows_the_grid_and_plots_it(swept, tmp_path):
     from superb.train.report import build_table, collect, lr_grids, plot_lr_grid, render_markdown
 

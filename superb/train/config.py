@@ -107,6 +107,8 @@ class OptimizerConfig:
     # or linear_schedule_with_warmup (s3prl's "AdamW*" tasks): 0 → lr → 0
     scheduler: Annotated[str, OneOf(SCHEDULERS)] = "constant"
     warmup_steps: NonNegativeInt = 0
+    # superb sweep / bench without --lr: the learning rates swept (empty: lr alone, s3prl's one rate)
+    sweep_lrs: list[float] = field(default_factory=list)
 
 
 @dataclass

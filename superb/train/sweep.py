@@ -16,6 +16,7 @@ and the head with the best dev metric (the task's direction) with its test figur
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -30,7 +31,8 @@ from superb import distributed
 from superb.errors import ConfigError, disk_errors
 from superb.extract.extraction import resolve_device
 from superb.files import write_text
-from superb.train.runner import FitArgs, Run, make_upstream, open_run, release, select_model, write_results
+from superb.train.runner import (FitArgs, Run, make_upstream, open_run, release, resolve_config, select_model,
+                                 write_results)
 from superb.train.trainer import Progress, StepBar, collect_outputs, to_device
 
 ALL_LAYERS = "all"  # --layer all: the learned weighted sum of every stored layer
@@ -139,6 +141,11 @@ def sweep(args: SweepArgs, auto_resume: bool = False, on_step=None) -> dict[str,
     ``on_step(name, step)`` is called after each head's update (tests stop a sweep midway with it)."""
     if bool(args.features) == bool(args.upstream and args.root):
         raise ConfigError("sweep needs --features STORE, or -u UPSTREAM with --root CORPUS (on the fly), not both")
+    if not args.lrs:  # the task's own grid, where its config has one
+        configured = resolve_config(fit_args(args, Point(None, args.seeds[0], args.layers[0]))).optimizer.sweep_lrs
+        if configured:
+            args = dataclasses.replace(args, lrs=parse_values(",".join(map(str, configured)),
+                                                              "config optimizer.sweep_lrs", float))
     points = grid(args)
     ctx = distributed.context()
     device = distributed.device_for(ctx, resolve_device(args.device))
