@@ -351,6 +351,10 @@ def bench(
     if context().distributed:
         raise ConfigError("superb bench runs in one process (each stage would run on every rank); start it "
                           "without torchrun")
+    from superb.extract.extraction import DTYPES
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r}: choose {' or '.join(DTYPES)}")
     protocols = {"superb": "dev", "s3prl": "s3prl"}
     if protocol is not None and protocol not in protocols:
         raise ConfigError(f"--protocol {protocol!r}: superb or s3prl")

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from superb.testing.cli import run_superb_here
+from superb.testing.cli import one_error_line, run_superb_here
 
 
 def superb(*args: str):
@@ -54,6 +54,9 @@ def test_dry_run_plans_what_is_there_and_names_what_is_missing(speech_commands_r
     assert "--root speech_commands=PATH" in twice.stdout
     chosen = superb(*plan, "--dry-run", "--root", f"speech_commands={root / 'copy' / speech_commands_root.name}")
     assert "sweep ks" in chosen.stdout and "cannot run" not in chosen.stdout
+    assert "--dtype 'int8': choose float16 or float32" in one_error_line(superb(*plan, "--dry-run", "--dtype", "int8"))
+    lost = superb(*plan, "--dry-run", "--root", f"speech_commands={tmp_path / 'nowhere'}")
+    assert "--root speech_commands=" in one_error_line(lost) and "not a folder" in one_error_line(lost)
 
 
 def test_killed_it_resumes_and_a_rerun_redoes_nothing(speech_commands_root, tmp_path):

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from superb.bench.discover import corpus_signatures, find_folders
 from superb.errors import ConfigError, SuperbError
+from superb.extract.extraction import DTYPES
 from superb.registry import CORPORA, EVALUATIONS, TASKS
 
 SKIPPED_TASKS = ("example",)  # a plumbing check, not part of SUPERB
-BYTES = {"float16": 2, "float32": 4}
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Plan:
         """The store's size on disk: hours × frame rate × layers × dim × bytes per value."""
         seconds = self.extractions[extraction].hours * 3600
         spec = self.spec
-        return int(seconds * spec["frame_rate"] * spec["num_layers"] * spec["dim"] * BYTES[dtype])
+        return int(seconds * spec["frame_rate"] * spec["num_layers"] * spec["dim"] * np.dtype(DTYPES[dtype]).itemsize)
 
 
 def make_plan(data_root: Path, roots: dict[str, Path], tasks: list[str] | None, spec: dict[str, Any]) -> Plan:
@@ -99,6 +101,8 @@ def make_plan(data_root: Path, roots: dict[str, Path], tasks: list[str] | None, 
         if name not in signatures and name not in needs:
             raise ConfigError(f"--root {name}={folder}: {name!r} is no corpus (see `superb corpora`) nor a "
                               f"folder a chosen task needs ({', '.join(sorted(needs)) or 'none'})")
+        if not folder.is_dir():
+            raise ConfigError(f"--root {name}={folder}: not a folder")
         found[name] = [folder]
     ambiguous = {name: folders for name, folders in found.items() if len(folders) > 1}
     chosen = {name: folders[0] for name, folders in found.items() if len(folders) == 1}
