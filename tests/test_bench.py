@@ -55,6 +55,8 @@ def test_dry_run_plans_what_is_there_and_names_what_is_missing(speech_commands_r
     chosen = superb(*plan, "--dry-run", "--root", f"speech_commands={root / 'copy' / speech_commands_root.name}")
     assert "sweep ks" in chosen.stdout and "cannot run" not in chosen.stdout
     assert "--dtype 'int8': choose float16 or float32" in one_error_line(superb(*plan, "--dry-run", "--dtype", "int8"))
+    assert "unknown task or evaluation 'qbee'. Did you mean 'qbe'?" in one_error_line(
+        superb(*plan[:-1], "ks,qbee", "--dry-run"))
     lost = superb(*plan, "--dry-run", "--root", f"speech_commands={tmp_path / 'nowhere'}")
     assert "--root speech_commands=" in one_error_line(lost) and "not a folder" in one_error_line(lost)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from superb.bench.discover import corpus_signatures, find_folders
-from superb.errors import ConfigError, SuperbError
+from superb.errors import ConfigError, SuperbError, unknown_name
 from superb.extract.extraction import DTYPES
 from superb.registry import CORPORA, EVALUATIONS, TASKS
 
@@ -166,7 +166,9 @@ def _wanted(tasks: list[str] | None) -> list[tuple[str, Any]]:
         return known
     out = []
     for name in tasks:
-        registry = EVALUATIONS if name in EVALUATIONS else TASKS
+        registry = next((r for r in (TASKS, EVALUATIONS) if name in r), None)
+        if registry is None:
+            raise unknown_name("task or evaluation", name, [n for n, _ in known])
         out.append((registry.canonical(name), registry))
     return out
 
