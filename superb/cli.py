@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -359,20 +358,18 @@ def bench(
     if protocol is not None and protocol not in protocols:
         raise ConfigError(f"--protocol {protocol!r}: superb or s3prl")
     options = _yaml_mapping(upstream_config, "--upstream-config")
-    with warnings.catch_warnings():  # the run itself says RANDOM WEIGHTS, once
-        warnings.simplefilter("ignore")
-        model = UPSTREAMS.get(upstream).create(ckpt=ckpt, options=options, random_init=random_init, seed=0)
+    # built once: the plan measures it, every extraction uses it (a RANDOM WEIGHTS warning is said here, once)
+    model = UPSTREAMS.get(upstream).create(ckpt=ckpt, options=options, random_init=random_init, seed=0)
     given = {name: Path(str(folder)).absolute() for name, folder in _key_values(roots or [], "--root").items()}
     plan = make_plan(data_root, given, tasks.split(",") if tasks else None, model.spec.to_dict())
     plan.forward_rate = forward_rate(model, resolve_device(device))
-    del model
     typer.echo(render(plan, upstream, dtype, expdir))
     if dry_run:
         return
     typer.echo(run_plan(plan, BenchArgs(upstream=upstream, expdir=expdir, ckpt=ckpt, random_init=random_init,
                                         upstream_options=options, dtype=dtype, max_steps=max_steps, device=device,
                                         protocol=protocols.get(protocol or ""), reference=reference,
-                                        lrs=parse_values(lr, "--lr", float) if lr else None)))
+                                        lrs=parse_values(lr, "--lr", float) if lr else None), model))
 
 
 def _figure(value: object) -> str:

@@ -85,9 +85,10 @@ class Stages:
         write_text(self.path, json.dumps(self.state, indent=2))
 
 
-def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
-             ) -> str:
-    """Run every stage not done yet; returns the report's Markdown."""
+def run_plan(plan: Plan, args: BenchArgs, upstream: Any = None,
+             say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> str:
+    """Run every stage not done yet; returns the report's Markdown. ``upstream``: the model ``args`` describe,
+    built already (loaded once for every extraction; None: each extraction builds it)."""
     stores = args.expdir / "stores" / args.upstream.replace(":", "_")
     reference = _reference(args.reference) if args.reference is not None else None  # a bad file: said first
     stages = Stages(args.expdir / "bench.json", args.settings())
@@ -97,7 +98,7 @@ def run_plan(plan: Plan, args: BenchArgs, say: Callable[[str], None] = lambda li
         return lambda line: say(f"[{k}/{total}] {line}")
 
     for k, extraction in enumerate(plan.extractions, start=1):
-        stages.run(extraction.name, lambda e=extraction: _extract(e, args, stores), at(k))
+        stages.run(extraction.name, lambda e=extraction: _extract(e, args, stores, upstream), at(k))
     for k, run in enumerate(plan.runs, start=len(plan.extractions) + 1):
         blocked = [e.name for e in run.extractions if not stages.done(e.name)]
         if blocked:
@@ -168,13 +169,13 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _extract(extraction: Extraction, args: BenchArgs, stores: Path) -> None:
+def _extract(extraction: Extraction, args: BenchArgs, stores: Path, upstream: Any) -> None:
     from superb.extract.extraction import ExtractRequest, extract
 
     extract(ExtractRequest(upstream=args.upstream, corpus=extraction.corpus, root=extraction.root, out=stores,
                            upstream_options=dict(args.upstream_options or {}),
                            corpus_options=dict(extraction.options), ckpt=args.ckpt, random_init=args.random_init,
-                           dtype=args.dtype, device=args.device, progress=False))
+                           dtype=args.dtype, device=args.device, progress=False), upstream)
 
 
 def _evaluate(run: TaskRun, args: BenchArgs, stores: Path) -> None:

@@ -33,7 +33,7 @@ from superb.extract.extraction import resolve_device
 from superb.files import write_text
 from superb.train.runner import (FitArgs, Run, make_upstream, open_run, release, resolve_config, select_model,
                                  write_results)
-from superb.train.trainer import Progress, StepBar, collect_outputs, to_device
+from superb.train.trainer import Progress, StepBar, collect_outputs, to_device, upstream_features
 
 ALL_LAYERS = "all"  # --layer all: the learned weighted sum of every stored layer
 
@@ -342,8 +342,8 @@ class Feeder:
         if self.upstream is None:
             return batch
         with torch.no_grad():
-            hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
-        return {**batch, "features": hidden, "lengths": lengths.to(hidden.device)}
+            hidden, lengths = upstream_features(self.upstream, batch)
+        return {**batch, "features": hidden, "lengths": lengths}
 
     def split(self, batch: dict[str, Any], heads: list[int]) -> list[dict[str, Any]]:
         """One batch per head of ``heads``, from a batch with its features."""

@@ -60,8 +60,7 @@ class DownstreamModel(nn.Module):
             hidden, lengths = batch["features"], batch["lengths"]  # frozen upstream, run once for every head)
         else:
             with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
-                hidden, lengths = self.upstream(batch["wavs"], batch["wav_lengths"])
-            lengths = lengths.to(hidden.device)
+                hidden, lengths = upstream_features(self.upstream, batch)
         return self.head_forward(self.featurizer(hidden), lengths, batch)
 
     def head_forward(self, x: torch.Tensor, lengths: torch.Tensor, batch: dict) -> tuple[Any, torch.Tensor]:
@@ -69,6 +68,12 @@ class DownstreamModel(nn.Module):
         if getattr(self.head, "reads_batch", False):  # heads that align to the batch's targets (phone labels at
             return self.head(x, lengths, batch)  # their own rate, separation's STFT frames): (outputs, lengths)
         return self.head(x, lengths), lengths
+
+
+def upstream_features(upstream: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The upstream's hidden states of a batch's waveforms and their frame lengths, on the states' device."""
+    hidden, lengths = upstream(batch["wavs"], batch["wav_lengths"])
+    return hidden, lengths.to(hidden.device)
 
 
 def lr_factor(step: int, cfg: OptimizerConfig, total_steps: int) -> float:
